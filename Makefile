@@ -1,0 +1,41 @@
+# One-command set-up: `make demo` and `make test` create .venv and install what is missing.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The torch build to install; override for another CUDA/CPU build, e.g.
+#   make test TORCH_SPEC="torch torchvision --index-url https://download.pytorch.org/whl/cpu"
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+STAMP := $(VENV)/.installed
+export NO_ALBUMENTATIONS_UPDATE := 1
+export WANDB_MODE ?= offline
+
+DEMO_CONFIG := conf/experiment/baseline_unet_tiny.yaml
+DEMO_RUN := runs/baseline_unet_tiny
+
+.PHONY: install test demo lint clean benchmarks
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_SPEC)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	$(VENV)/bin/histo-gan fit --config $(DEMO_CONFIG)
+	$(VENV)/bin/histo-gan test --config $(DEMO_CONFIG) --ckpt_path $(DEMO_RUN)/checkpoints/last.ckpt
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check histo_gan tests benchmarks tools
+
+benchmarks: $(STAMP)
+	$(PY) benchmarks/metrics_speed.py
+	$(PY) benchmarks/synthesis_speed.py
+
+clean:
+	rm -rf runs lightning_logs .pytest_cache

@@ -1,0 +1,186 @@
+"""``HistoDataModule``: the one DataModule every histo-gan method trains and evaluates with.
+
+- ``source`` (labeled real images) is split by image into train/val/test by ``split``; explicit
+  ``val_source``/``test_source`` replace the split's val/test sets.
+- Training draws ``patches_per_epoch`` random patches per epoch from the training images and,
+  with probability ``synthetic_ratio``, from a ``synthetic`` dataset; both are augmented with
+  image and label map together.
+- ``reference`` adds a real style-reference patch from the same image or organ (Hou refiners);
+  ``unpaired_real`` adds an unpaired real-tissue patch (CycleGAN's target domain), drawn from
+  ``real_domain`` or, when that is not given, from the training images.
+- Validation and test batches are whole images (batch size 1); modules tile them with
+  :class:`~histo_gan.data.tiling.SlidingWindow` and stitch the predictions back.
+- The split is saved as ``split.json`` in the run's log directory.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from histo_gan.data.augment import Augmentation, HistoAugment
+from histo_gan.data.patches import (
+    EpochKeySampler,
+    ReferenceMode,
+    TrainPatchDataset,
+    WholeImageDataset,
+)
+from histo_gan.data.sources import BundledSample, ImageSource
+from histo_gan.data.splits import RandomSplit, Split, SplitStrategy
+from histo_gan.types import LabeledImage
+
+__all__ = ["HistoDataModule"]
+
+log = logging.getLogger(__name__)
+
+
+def _load(source: ImageSource, what: str) -> list[LabeledImage]:
+    from rich.progress import track
+
+    if len(source) <= 4:
+        return [source.load(i) for i in range(len(source))]
+    return [
+        source.load(i)
+        for i in track(range(len(source)), description=f"loading {what}", transient=True)
+    ]
+
+
+class HistoDataModule(L.LightningDataModule):
+    """Real, synthetic and unpaired streams over one split, with whole-image evaluation.
+
+    Args:
+        source: labeled real images; default: the sample bundled with the package.
+        split: how ``source`` is divided by image (saved as ``split.json``).
+        val_source: explicit validation images (replaces the split's val set).
+        test_source: explicit test images (replaces the split's test set).
+        predict_source: images for ``predict`` (labels optional); default: the test set.
+        synthetic: a synthetic dataset (:class:`~histo_gan.data.sources.SyntheticFolder`).
+        synthetic_ratio: probability that a training patch is synthetic (0 = real only,
+            1 = synthetic only).
+        real_domain: images of the unpaired real stream (labels not needed).
+        unpaired_real: add a ``real`` patch to every training item.
+        reference: add a ``reference`` patch: ``"same_image"``, ``"same_organ"`` or ``"none"``.
+        patch_size: side of training patches, pixels.
+        patches_per_epoch: training items per epoch (the epoch is a budget in samples).
+        batch_size: training batch size (evaluation uses 1 whole image per batch).
+        augmentation: image + label map augmentation; ``None`` for the default.
+        augment: set ``False`` to switch augmentation off.
+        context: border cropped around patches before augmentation (see TrainPatchDataset).
+        num_workers: DataLoader workers.
+        seed: seeds patch sampling; the same seed gives the same patches.
+    """
+
+    def __init__(
+        self,
+        source: ImageSource | None = None,
+        split: SplitStrategy | None = None,
+        val_source: ImageSource | None = None,
+        test_source: ImageSource | None = None,
+        predict_source: ImageSource | None = None,
+        synthetic: ImageSource | None = None,
+        synthetic_ratio: float = 0.0,
+        real_domain: ImageSource | None = None,
+        unpaired_real: bool = False,
+        reference: ReferenceMode = "none",
+        patch_size: int = 256,
+        patches_per_epoch: int = 512,
+        batch_size: int = 8,
+        augmentation: Augmentation | None = None,
+        augment: bool = True,
+        context: int = 16,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.source = source if source is not None else BundledSample()
+        self.split_strategy = split if split is not None else RandomSplit(0.2, 0.2, seed=0)
+        self.val_source, self.test_source = val_source, test_source
+        self.predict_source = predict_source
+        self.synthetic, self.synthetic_ratio = synthetic, synthetic_ratio
+        self.real_domain, self.unpaired_real = real_domain, unpaired_real
+        self.reference = reference
+        self.patch_size, self.patches_per_epoch = patch_size, patches_per_epoch
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.augmentation = (augmentation or HistoAugment()) if augment else None
+        self.context = context
+        self.split: Split | None = None
+        self._train: list[LabeledImage] | None = None
+        self._val: list[LabeledImage] | None = None
+        self._test: list[LabeledImage] | None = None
+        self._predict: list[LabeledImage] | None = None
+
+    # -- setup -----------------------------------------------------------------------------
+    def make_split(self) -> Split:
+        """Split ``source`` (cheap: no pixels are read)."""
+        if self.split is None:
+            self.split = self.split_strategy(self.source.image_ids, self.source.organs)
+        return self.split
+
+    def setup(self, stage: str | None = None) -> None:
+        split = self.make_split()
+        if stage in (None, "fit") and self._train is None:
+            self._train = _load(self.source.subset(split.train), "training images")
+        if stage in (None, "fit", "validate") and self._val is None:
+            source = self.val_source or self.source.subset(split.val)
+            self._val = _load(source, "validation images")
+        if stage in (None, "test") and self._test is None:
+            source = self.test_source or self.source.subset(split.test)
+            self._test = _load(source, "test images")
+        if stage == "predict" and self._predict is None:
+            source = self.predict_source or self.test_source or self.source.subset(split.test)
+            self._predict = _load(source, "images to predict")
+        self._save_split()
+
+    def _save_split(self) -> None:
+        trainer = getattr(self, "trainer", None)
+        log_dir = getattr(trainer, "log_dir", None) if trainer is not None else None
+        if log_dir and self.split is not None and getattr(trainer, "is_global_zero", True):
+            self.split.save(Path(log_dir) / "split.json")
+
+    # -- loaders ---------------------------------------------------------------------------
+    def train_dataset(self) -> TrainPatchDataset:
+        if self._train is None:
+            self.setup("fit")
+        real_domain = None
+        if self.unpaired_real:
+            real_domain = _load(self.real_domain, "real-domain images") if self.real_domain else self._train
+        return TrainPatchDataset(
+            real=[item for item in self._train if item.label is not None],
+            synthetic=self.synthetic,
+            synthetic_ratio=self.synthetic_ratio,
+            patch_size=self.patch_size,
+            augmentation=self.augmentation,
+            context=self.context,
+            reference=self.reference,
+            real_domain=real_domain,
+            length=self.patches_per_epoch,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self.train_dataset()
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=EpochKeySampler(self.patches_per_epoch, self.seed),
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            drop_last=True,
+        )
+
+    def _whole_images(self, images: list[LabeledImage] | None, stage: str) -> DataLoader:
+        if images is None:
+            self.setup(stage)
+            images = {"validate": self._val, "test": self._test, "predict": self._predict}[stage]
+        return DataLoader(WholeImageDataset(images or []), batch_size=1, num_workers=self.num_workers)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._whole_images(self._val, "validate")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._whole_images(self._test, "test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._whole_images(self._predict, "predict")
