@@ -19,6 +19,8 @@ import logging
 from pathlib import Path
 
 import lightning as L
+import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
 from histo_gan.data.augment import Augmentation, HistoAugment
@@ -95,6 +97,11 @@ class HistoDataModule(L.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        if patches_per_epoch < batch_size:
+            raise ValueError(
+                f"patches_per_epoch ({patches_per_epoch}) must be at least batch_size "
+                f"({batch_size}); incomplete batches are dropped"
+            )
         self.source = source if source is not None else BundledSample()
         self.split_strategy = split if split is not None else RandomSplit(0.2, 0.2, seed=0)
         self.val_source, self.test_source = val_source, test_source
@@ -174,7 +181,13 @@ class HistoDataModule(L.LightningDataModule):
         if images is None:
             self.setup(stage)
             images = {"validate": self._val, "test": self._test, "predict": self._predict}[stage]
-        return DataLoader(WholeImageDataset(images or []), batch_size=1, num_workers=self.num_workers)
+        dataset = WholeImageDataset(images or [])
+        sampler = None
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # Each image is scored exactly once across processes: the default distributed
+            # sampler would pad with repeated images and count them twice in the metrics.
+            sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
+        return DataLoader(dataset, batch_size=1, sampler=sampler, num_workers=self.num_workers)
 
     def val_dataloader(self) -> DataLoader:
         return self._whole_images(self._val, "validate")

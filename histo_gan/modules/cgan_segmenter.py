@@ -1,0 +1,159 @@
+"""Mahmood et al. 2019, §III.E-F: a conditional GAN that segments nuclei.
+
+The generator S (pix2pix U-Net) maps H&E to a nucleus mask (one-hot background / interior /
+boundary, or one foreground channel) in [-1, 1]; the spectral-norm PatchGAN discriminator sees
+(mask, H&E) pairs. The generator minimises the adversarial loss plus ``lambda_l1`` times the
+L1 distance to the true mask; a pool of past (mask, H&E) pairs feeds the discriminator. A
+WGAN-GP gradient penalty can be added. Training data may be real, synthetic or both (the
+DataModule's ``synthetic_ratio``); per-sample importance weights scale the L1 term.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import nn
+
+from histo_gan.data.tiling import SlidingWindow
+from histo_gan.losses import ImagePool, VanillaGANLoss, gradient_penalty
+from histo_gan.metrics.postprocess import InstancePostprocessor
+from histo_gan.modules.evaluation import EvaluatesWholeImages, WholeImageEvaluator
+from histo_gan.modules.gan_steps import linear_decay, optimize
+from histo_gan.modules.mask_encoding import MaskEncoding
+from histo_gan.networks import PatchDiscriminator, UnetGenerator, init_weights
+from histo_gan.types import to_signed, to_unit
+
+__all__ = ["SpectralNormCGANSegmenterModule"]
+
+
+class SpectralNormCGANSegmenterModule(EvaluatesWholeImages, L.LightningModule):
+    """pix2pix-style segmentation GAN with a spectral-norm conditional PatchGAN.
+
+    Args:
+        generator: H&E ``(B, 3, H, W)`` in [-1, 1] -> encoded mask in [-1, 1] (default:
+            pix2pix U-Net for 256-px patches, BatchNorm, tanh output).
+        discriminator: PatchGAN on the encoded mask conditioned on the H&E image (default:
+            70x70, spectral norm, ``condition_channels=3``); called as ``D(mask, image)``.
+        adversarial_loss: a GAN loss with ``generator_loss``/``discriminator_loss``.
+        lambda_l1: weight of the L1 term (70 in the released code).
+        pool_size: capacity of the pool of fake (mask, image) pairs (64).
+        gradient_penalty_weight: WGAN-GP weight on the discriminator (0 = off).
+        discriminator_loss_scale: factor of the discriminator objective (0.5 as pix2pix).
+        lr, betas: Adam settings of both networks.
+        decay_epochs: epochs of linear learning-rate decay at the end (None: half of them).
+        boundary_width: boundary thickness of the mask encoding; ``None`` predicts a
+            single foreground channel.
+        sliding_window, postprocess: whole-image evaluation.
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module | None = None,
+        discriminator: nn.Module | None = None,
+        adversarial_loss: nn.Module | None = None,
+        lambda_l1: float = 70.0,
+        pool_size: int = 64,
+        gradient_penalty_weight: float = 0.0,
+        discriminator_loss_scale: float = 0.5,
+        lr: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        decay_epochs: int | None = None,
+        boundary_width: int | None = 1,
+        sliding_window: SlidingWindow | None = None,
+        postprocess: InstancePostprocessor | None = None,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.save_hyperparameters(
+            ignore=["generator", "discriminator", "adversarial_loss", "sliding_window", "postprocess"]
+        )
+        self.encoding = MaskEncoding(boundary_width)
+        c = self.encoding.channels
+        self.generator = generator or UnetGenerator(3, c, patch_size=256)
+        self.discriminator = discriminator or PatchDiscriminator(
+            c, spectral_norm=True, condition_channels=3
+        )
+        init_weights(self.generator)
+        init_weights(self.discriminator)
+        self.adversarial = adversarial_loss or VanillaGANLoss()
+        self.pair_pool = ImagePool(pool_size)
+        self.evaluator = WholeImageEvaluator(
+            sliding_window or SlidingWindow(), postprocess or InstancePostprocessor()
+        )
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """H&E ``(B, 3, H, W)`` in [0, 1] -> mask class probabilities ``(B, C, H, W)``."""
+        return self.encoding.to_probabilities(self.generator(to_signed(image)))
+
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        opt_generator, opt_discriminator = self.optimizers()
+        h = self.hparams
+        image = to_signed(batch["image"])
+        mask = self.encoding.encode(batch["label"])
+        weight = batch.get("weight")
+
+        fake = self.generator(image)
+        adversarial = self.adversarial.generator_loss(self.discriminator(fake, image))
+        l1_per_sample = (fake - mask).abs().mean(dim=(1, 2, 3))
+        if weight is not None:
+            l1 = (l1_per_sample * weight).sum() / weight.sum().clamp_min(1e-12)
+        else:
+            l1 = l1_per_sample.mean()
+        generator_loss = adversarial + h.lambda_l1 * l1
+        optimize(self, opt_generator, generator_loss)
+
+        pooled = self.pair_pool.query(torch.cat([fake.detach(), image], dim=1))
+        pooled_mask, pooled_image = pooled[:, : mask.shape[1]], pooled[:, mask.shape[1] :]
+        discriminator_loss = h.discriminator_loss_scale * self.adversarial.discriminator_loss(
+            self.discriminator(mask, image), self.discriminator(pooled_mask, pooled_image)
+        )
+        penalty = torch.zeros((), device=self.device)
+        if h.gradient_penalty_weight > 0:
+            penalty = gradient_penalty(
+                self.discriminator,
+                mask,
+                fake.detach(),
+                condition=image,
+                weight=h.gradient_penalty_weight,
+            )
+        optimize(self, opt_discriminator, discriminator_loss + penalty)
+
+        self.log_dict(
+            {
+                "train/loss_generator": generator_loss.detach(),
+                "train/loss_adversarial": adversarial.detach(),
+                "train/loss_l1": l1.detach(),
+                "train/loss_discriminator": discriminator_loss.detach(),
+                "train/gradient_penalty": penalty.detach(),
+            },
+            batch_size=len(image),
+        )
+
+    def on_train_epoch_end(self) -> None:
+        for scheduler in self.lr_schedulers():
+            scheduler.step()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["image_pools"] = {"pairs": self.pair_pool.state_dict()}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "pairs" in checkpoint.get("image_pools", {}):
+            self.pair_pool.load_state_dict(checkpoint["image_pools"]["pairs"])
+
+    def configure_optimizers(self):
+        h = self.hparams
+        opt_g = torch.optim.Adam(self.generator.parameters(), lr=h.lr, betas=tuple(h.betas))
+        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=h.lr, betas=tuple(h.betas))
+        max_epochs = self.trainer.max_epochs if self.trainer.max_epochs > 0 else 1
+        return [opt_g, opt_d], linear_decay([opt_g, opt_d], max_epochs, h.decay_epochs)
+
+
+    @torch.no_grad()
+    def sample_images(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Rows of the sample grid: H&E, true mask, predicted mask."""
+        predicted = self.generator(to_signed(batch["image"]))
+        return {
+            "image": batch["image"],
+            "mask": self.encoding.to_rgb(self.encoding.encode(batch["label"])),
+            "prediction": self.encoding.to_rgb(predicted),
+        }

@@ -1,0 +1,210 @@
+"""Mahmood et al. 2019, §III.D: CycleGAN between random nucleus masks and real H&E tissue.
+
+Domain M: instance masks (from ``histo-gan synthesize``), encoded as one-hot
+background/interior/boundary images in [-1, 1] (:class:`MaskEncoding`). Domain N: real tissue
+patches, unpaired. ``G: M -> N`` is the synthesiser; ``S: N -> M`` is its reverse, trained only
+to make ``G`` better (and evaluated with the shared metrics, so runs report how well the
+reverse mapping segments real nuclei). Both discriminators use spectral normalisation.
+
+Batches come from :class:`~histo_gan.data.HistoDataModule` with ``synthetic_ratio: 1`` (masks
+in ``label``) and ``unpaired_real: true`` (real tissue in ``real``). ``predict`` turns the
+masks of a dataset into (mask, H&E) pairs; the :class:`~histo_gan.callbacks.SyntheticExport`
+callback writes them as a synthetic dataset.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import nn
+
+from histo_gan.data.tiling import SlidingWindow
+from histo_gan.losses import ImagePool, VanillaGANLoss
+from histo_gan.metrics.postprocess import InstancePostprocessor
+from histo_gan.modules.evaluation import EvaluatesWholeImages, WholeImageEvaluator
+from histo_gan.modules.gan_steps import linear_decay, optimize
+from histo_gan.modules.mask_encoding import MaskEncoding
+from histo_gan.networks import PatchDiscriminator, ResnetGenerator, init_weights
+from histo_gan.types import to_signed, to_unit
+
+__all__ = ["CycleGANModule"]
+
+
+class CycleGANModule(EvaluatesWholeImages, L.LightningModule):
+    """Unpaired mask <-> H&E translation with cycle consistency and spectral-norm PatchGANs.
+
+    Args:
+        mask_to_image: generator G, ``(B, 3, H, W)`` encoded masks -> H&E in [-1, 1]
+            (default: ResNet, 9 blocks).
+        image_to_mask: generator S, H&E in [-1, 1] -> encoded masks (default: ResNet, 9 blocks).
+        image_discriminator: D_N on H&E (default: 70x70 PatchGAN with spectral norm).
+        mask_discriminator: D_M on encoded masks (default: as D_N).
+        adversarial_loss: a GAN loss with ``generator_loss``/``discriminator_loss``.
+        lambda_cycle_image: weight of ``|G(S(n)) - n|_1`` (lambda_n).
+        lambda_cycle_mask: weight of ``|S(G(m)) - m|_1`` (lambda_m).
+        lambda_identity: identity weight relative to the cycle weights (CycleGAN convention:
+            ``lambda_identity * lambda_cycle_image * |G(n) - n|_1`` and likewise for S).
+        pool_size: image-pool capacity of each discriminator (0 = no pool).
+        discriminator_loss_scale: the discriminator objective is multiplied by this (0.5 as in
+            the paper, "to give it a lower learning rate").
+        lr, betas: Adam settings of all four networks.
+        decay_epochs: epochs of linear learning-rate decay at the end (None: half of them).
+        boundary_width: boundary thickness of the mask encoding.
+        sliding_window, postprocess: evaluation of S on whole real images.
+    """
+
+    def __init__(
+        self,
+        mask_to_image: nn.Module | None = None,
+        image_to_mask: nn.Module | None = None,
+        image_discriminator: nn.Module | None = None,
+        mask_discriminator: nn.Module | None = None,
+        adversarial_loss: nn.Module | None = None,
+        lambda_cycle_image: float = 10.0,
+        lambda_cycle_mask: float = 10.0,
+        lambda_identity: float = 0.5,
+        pool_size: int = 50,
+        discriminator_loss_scale: float = 0.5,
+        lr: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        decay_epochs: int | None = None,
+        boundary_width: int = 1,
+        sliding_window: SlidingWindow | None = None,
+        postprocess: InstancePostprocessor | None = None,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.save_hyperparameters(
+            ignore=[
+                "mask_to_image",
+                "image_to_mask",
+                "image_discriminator",
+                "mask_discriminator",
+                "adversarial_loss",
+                "sliding_window",
+                "postprocess",
+            ]
+        )
+        self.encoding = MaskEncoding(boundary_width)
+        c = self.encoding.channels
+        if lambda_identity > 0 and c != 3:
+            raise ValueError(
+                "the identity loss needs masks and images with the same channels: use "
+                "boundary_width (3-channel masks) or lambda_identity: 0"
+            )
+        self.G = mask_to_image or ResnetGenerator(c, 3, n_blocks=9)
+        self.S = image_to_mask or ResnetGenerator(3, c, n_blocks=9)
+        self.D_image = image_discriminator or PatchDiscriminator(3, spectral_norm=True)
+        self.D_mask = mask_discriminator or PatchDiscriminator(c, spectral_norm=True)
+        for network in (self.G, self.S, self.D_image, self.D_mask):
+            init_weights(network)
+        self.adversarial = adversarial_loss or VanillaGANLoss()
+        self.fake_image_pool = ImagePool(pool_size)
+        self.fake_mask_pool = ImagePool(pool_size)
+        self.evaluator = WholeImageEvaluator(
+            sliding_window or SlidingWindow(), postprocess or InstancePostprocessor()
+        )
+
+    # -- inference -------------------------------------------------------------------------
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Real H&E ``(B, 3, H, W)`` in [0, 1] -> mask class probabilities (reverse mapping S)."""
+        return self.encoding.to_probabilities(self.S(to_signed(image)))
+
+    def synthesize(self, label: torch.Tensor) -> torch.Tensor:
+        """Instance label maps ``(B, H, W)`` -> synthetic H&E ``(B, 3, H, W)`` in [0, 1]."""
+        return to_unit(self.G(self.encoding.encode(label)))
+
+    # -- training --------------------------------------------------------------------------
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        if "real" not in batch:
+            raise ValueError("CycleGANModule needs unpaired real patches: set data.unpaired_real")
+        opt_generators, opt_discriminators = self.optimizers()
+        h = self.hparams
+        masks = self.encoding.encode(batch["label"])
+        real = to_signed(batch["real"])
+
+        fake_image, fake_mask = self.G(masks), self.S(real)
+        l1 = nn.functional.l1_loss
+        adversarial = self.adversarial.generator_loss(
+            self.D_image(fake_image)
+        ) + self.adversarial.generator_loss(self.D_mask(fake_mask))
+        cycle = h.lambda_cycle_mask * l1(self.S(fake_image), masks) + h.lambda_cycle_image * l1(
+            self.G(fake_mask), real
+        )
+        identity = torch.zeros((), device=self.device)
+        if h.lambda_identity > 0:
+            identity = h.lambda_identity * (
+                h.lambda_cycle_image * l1(self.G(real), real)
+                + h.lambda_cycle_mask * l1(self.S(masks), masks)
+            )
+        generator_loss = adversarial + cycle + identity
+        optimize(self, opt_generators, generator_loss)
+
+        pooled_image = self.fake_image_pool.query(fake_image.detach())
+        pooled_mask = self.fake_mask_pool.query(fake_mask.detach())
+        discriminator_loss = h.discriminator_loss_scale * (
+            self.adversarial.discriminator_loss(self.D_image(real), self.D_image(pooled_image))
+            + self.adversarial.discriminator_loss(self.D_mask(masks), self.D_mask(pooled_mask))
+        )
+        optimize(self, opt_discriminators, discriminator_loss)
+
+        self.log_dict(
+            {
+                "train/loss_generator": generator_loss.detach(),
+                "train/loss_adversarial": adversarial.detach(),
+                "train/loss_cycle": cycle.detach(),
+                "train/loss_identity": identity.detach(),
+                "train/loss_discriminator": discriminator_loss.detach(),
+            },
+            prog_bar=False,
+            batch_size=len(masks),
+        )
+
+    def on_train_epoch_end(self) -> None:
+        for scheduler in self.lr_schedulers():
+            scheduler.step()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["image_pools"] = {
+            "fake_image": self.fake_image_pool.state_dict(),
+            "fake_mask": self.fake_mask_pool.state_dict(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        pools = checkpoint.get("image_pools", {})
+        if "fake_image" in pools:
+            self.fake_image_pool.load_state_dict(pools["fake_image"])
+            self.fake_mask_pool.load_state_dict(pools["fake_mask"])
+
+    def configure_optimizers(self):
+        h = self.hparams
+        generators = torch.optim.Adam(
+            [*self.G.parameters(), *self.S.parameters()], lr=h.lr, betas=tuple(h.betas)
+        )
+        discriminators = torch.optim.Adam(
+            [*self.D_image.parameters(), *self.D_mask.parameters()], lr=h.lr, betas=tuple(h.betas)
+        )
+        max_epochs = self.trainer.max_epochs if self.trainer.max_epochs > 0 else 1
+        schedulers = linear_decay([generators, discriminators], max_epochs, h.decay_epochs)
+        return [generators, discriminators], schedulers
+
+    @torch.no_grad()
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        """Synthetic H&E for each label map of the batch: ``{"image", "label", "image_id"}``."""
+        if "label" not in batch:
+            raise ValueError(f"predict batch {batch['image_id']} has no label map to translate")
+        return {
+            "image": self.synthesize(batch["label"]),
+            "label": batch["label"],
+            "image_id": batch["image_id"],
+        }
+
+    @torch.no_grad()
+    def sample_images(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Rows of the sample grid: mask, G(mask), real tissue, S(real tissue)."""
+        masks = self.encoding.encode(batch["label"])
+        rows = {"mask": self.encoding.to_rgb(masks), "G(mask)": to_unit(self.G(masks))}
+        if "real" in batch:
+            rows["real"] = batch["real"]
+            rows["S(real)"] = self.encoding.to_rgb(self.S(to_signed(batch["real"])))
+        return rows

@@ -1,0 +1,116 @@
+"""The one evaluation path of every module: whole image -> tiles -> probabilities -> instances -> metrics.
+
+A module holds one :class:`WholeImageEvaluator` and calls ``update(stage, module, batch)`` from
+its validation/test steps and ``compute(stage)`` at epoch end. The module's ``forward`` maps
+``(N, 3, t, t)`` images in [0, 1] to ``(N, C, t, t)`` probabilities in the channel convention
+of the post-processor. At test time the per-image scores are also kept, printed as a table and
+written to ``<log_dir>/test_metrics_per_image.csv`` and ``test_metrics.json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from histo_gan.data.tiling import SlidingWindow
+from histo_gan.metrics import compute_all, make_metric_collection
+from histo_gan.metrics.postprocess import InstancePostprocessor
+
+__all__ = ["EvaluatesWholeImages", "WholeImageEvaluator"]
+
+
+def _gather(rows: list[dict]) -> list[dict]:
+    """All processes' rows under DDP (each rank scored its share of the images)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return rows
+    gathered: list[list[dict] | None] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(gathered, rows)
+    merged = {row["image_id"]: row for part in gathered for row in (part or [])}
+    return [merged[k] for k in sorted(merged)]
+
+STAGES = ("val", "test")
+
+
+class WholeImageEvaluator(nn.Module):
+    """Shared evaluation state: a metric collection per stage and the per-image test rows.
+
+    Args:
+        sliding_window: how whole images are tiled for the network.
+        postprocess: probabilities ``(C, H, W)`` -> ``int32`` instance label map ``(H, W)``.
+    """
+
+    def __init__(self, sliding_window: SlidingWindow, postprocess: InstancePostprocessor) -> None:
+        super().__init__()
+        self.sliding_window, self.postprocess = sliding_window, postprocess
+        self.metrics = nn.ModuleDict({s: make_metric_collection(f"{s}/") for s in STAGES})
+        self.rows: list[dict] = []
+
+    @torch.no_grad()
+    def instances(self, module: nn.Module, image: torch.Tensor) -> np.ndarray:
+        """Instance label map ``int32`` ``(H, W)`` of one whole image ``(1, 3, H, W)``."""
+        probabilities = self.sliding_window(module, image)
+        return self.postprocess(probabilities[0].float().cpu().numpy())
+
+    def update(self, stage: str, module: nn.Module, batch: dict) -> np.ndarray:
+        """Predict the batch's whole image, score it, and return the predicted label map."""
+        if "label" not in batch:
+            raise ValueError(f"{stage} batch of {batch['image_id']} has no label map to score")
+        prediction = self.instances(module, batch["image"])
+        truth = batch["label"][0].cpu().numpy()
+        self.metrics[stage].update(torch.from_numpy(prediction)[None], torch.from_numpy(truth)[None])
+        if stage == "test":
+            self.rows.append(
+                {"image_id": batch["image_id"][0], "organ": batch["organ"][0]}
+                | compute_all(truth, prediction)
+            )
+        return prediction
+
+    def compute(self, stage: str) -> dict[str, torch.Tensor]:
+        values = self.metrics[stage].compute()
+        self.metrics[stage].reset()
+        return {name: torch.as_tensor(value, dtype=torch.float32) for name, value in values.items()}
+
+    def predict(self, module: nn.Module, batch: dict) -> dict:
+        return {"image_id": batch["image_id"][0], "instances": self.instances(module, batch["image"])}
+
+    def report(self, stage: str, trainer) -> None:
+        """Print the per-image table and write it next to the run's logs (rank 0 only)."""
+        from histo_gan.evaluate import print_metric_table, summarise, write_results
+
+        rows, self.rows = _gather(self.rows), []
+        if not rows or not getattr(trainer, "is_global_zero", True):
+            return
+        summary = summarise(rows)
+        print_metric_table(rows, summary, title=f"{stage} metrics per image")
+        log_dir = getattr(trainer, "log_dir", None)
+        if log_dir:
+            write_results(rows, summary, Path(log_dir), prefix=f"{stage}_")
+
+
+class EvaluatesWholeImages:
+    """Validation, test and predict hooks for a LightningModule that has ``self.evaluator``.
+
+    Mixed into each method's module so that every method evaluates in exactly the same way;
+    the module's ``forward`` must map images in [0, 1] to post-processor probabilities.
+    """
+
+    evaluator: WholeImageEvaluator
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self.evaluator.update("val", self, batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict(self.evaluator.compute("val"))
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self.evaluator.update("test", self, batch)
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self.evaluator.compute("test"))
+        self.evaluator.report("test", self.trainer)
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        return self.evaluator.predict(self, batch)

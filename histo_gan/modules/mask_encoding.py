@@ -1,0 +1,59 @@
+"""Instance label maps as generator-friendly images, and generator outputs as probabilities.
+
+GANs that translate between masks and H&E (CycleGAN, the cGAN segmenter) need a mask as a
+dense image. :class:`MaskEncoding` renders an instance label map as a one-hot image of
+background / interior / boundary in [-1, 1] (or a single foreground channel when
+``boundary_width`` is ``None``), and turns a ``tanh`` generator output of the same layout back
+into class probabilities for the shared post-processing.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from histo_gan.modules.targets import three_class_target
+
+__all__ = ["MaskEncoding"]
+
+
+class MaskEncoding:
+    """One-hot (background, interior, boundary) or single-channel foreground masks.
+
+    Args:
+        boundary_width: boundary thickness in pixels; ``None`` for a 1-channel foreground mask.
+    """
+
+    def __init__(self, boundary_width: int | None = 1) -> None:
+        self.boundary_width = boundary_width
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.boundary_width is None else 3
+
+    def encode(self, label: torch.Tensor) -> torch.Tensor:
+        """``(B, H, W)`` integer label maps -> ``(B, channels, H, W)`` float32 in {-1, 1}."""
+        if self.boundary_width is None:
+            return (label > 0).float()[:, None] * 2.0 - 1.0
+        classes = three_class_target(label, self.boundary_width)
+        return F.one_hot(classes, 3).permute(0, 3, 1, 2).float() * 2.0 - 1.0
+
+    def to_probabilities(self, output: torch.Tensor) -> torch.Tensor:
+        """``(B, channels, H, W)`` in [-1, 1] -> probabilities in [0, 1].
+
+        Three channels are normalised to sum to one per pixel (background, interior,
+        boundary); one channel is the foreground probability.
+        """
+        unit = ((output.float() + 1.0) * 0.5).clamp(0.0, 1.0)
+        if self.boundary_width is None:
+            return unit
+        return (unit + 1e-6) / (unit + 1e-6).sum(dim=1, keepdim=True)
+
+    def to_rgb(self, encoded: torch.Tensor) -> torch.Tensor:
+        """A picture of an encoded mask, ``(B, 3, H, W)`` in [0, 1], for sample grids:
+        interior white, boundary red, background black."""
+        unit = ((encoded.float() + 1.0) * 0.5).clamp(0.0, 1.0)
+        if self.boundary_width is None:
+            return unit.expand(-1, 3, -1, -1)
+        interior, boundary = unit[:, 1:2], unit[:, 2:3]
+        return torch.cat([interior + boundary, interior, interior], dim=1).clamp(0.0, 1.0)
