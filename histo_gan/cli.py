@@ -15,8 +15,11 @@ with their own ``--help``.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
@@ -38,6 +41,45 @@ class HistoGanCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.set_defaults({"trainer.logger": DEFAULT_LOGGERS})
+
+    def after_fit(self) -> None:
+        write_summary(self.trainer, "fit")
+
+    def after_validate(self) -> None:
+        write_summary(self.trainer, "validate")
+
+    def after_test(self) -> None:
+        write_summary(self.trainer, "test")
+
+
+def write_summary(trainer, stage: str) -> dict:
+    """Write the final metrics of a run to ``<log_dir>/summary_<stage>.json``.
+
+    Also written to the path in ``$HISTO_GAN_SUMMARY`` when set (the local sweep runner
+    reads it). Holds every logged scalar plus the best checkpoint and its score.
+    """
+    if not trainer.is_global_zero:
+        return {}
+    summary = {
+        name: float(value)
+        for name, value in trainer.callback_metrics.items()
+        if getattr(value, "numel", lambda: 1)() == 1
+    }
+    checkpoint = getattr(trainer, "checkpoint_callback", None)
+    if checkpoint is not None and getattr(checkpoint, "best_model_path", ""):
+        summary["best_model_path"] = checkpoint.best_model_path
+        if checkpoint.best_model_score is not None:
+            summary["best_model_score"] = float(checkpoint.best_model_score)
+    summary["epochs"] = trainer.current_epoch
+    targets = [Path(trainer.log_dir) / f"summary_{stage}.json"] if trainer.log_dir else []
+    if os.environ.get("HISTO_GAN_SUMMARY"):
+        targets.append(Path(os.environ["HISTO_GAN_SUMMARY"]))
+    for path in targets:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
+            json.dump(summary, f, indent=2)
+        os.replace(f.name, path)
+    return summary
 
 
 def lightning_main(args: list[str] | None = None) -> HistoGanCLI:
@@ -61,11 +103,16 @@ TOOLS = {
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``histo-gan`` console script."""
+    from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in TOOLS:
         tool = importlib.import_module(TOOLS[argv[0]])
-        return int(tool.main(argv[1:]) or 0)
-    lightning_main(argv)
+        try:
+            return int(tool.main(argv[1:]) or 0)
+        except (ValueError, FileNotFoundError) as error:  # bad input: a message, not a trace
+            print(f"histo-gan {argv[0]}: error: {error}", file=sys.stderr)
+            return 2
+    lightning_main(None if from_command_line else argv)
     return 0
 
 

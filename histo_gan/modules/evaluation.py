@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from histo_gan.data.tiling import SlidingWindow
-from histo_gan.metrics import compute_all, make_metric_collection
+from histo_gan.metrics import make_metric_collection
 from histo_gan.metrics.postprocess import InstancePostprocessor
 
 __all__ = ["EvaluatesWholeImages", "WholeImageEvaluator"]
@@ -46,6 +46,7 @@ class WholeImageEvaluator(nn.Module):
         super().__init__()
         self.sliding_window, self.postprocess = sliding_window, postprocess
         self.metrics = nn.ModuleDict({s: make_metric_collection(f"{s}/") for s in STAGES})
+        self.image_keys: dict[str, list[tuple[str, str]]] = {s: [] for s in STAGES}
         self.rows: list[dict] = []
 
     @torch.no_grad()
@@ -59,31 +60,46 @@ class WholeImageEvaluator(nn.Module):
         if "label" not in batch:
             raise ValueError(f"{stage} batch of {batch['image_id']} has no label map to score")
         prediction = self.instances(module, batch["image"])
-        truth = batch["label"][0].cpu().numpy()
-        self.metrics[stage].update(torch.from_numpy(prediction)[None], torch.from_numpy(truth)[None])
-        if stage == "test":
-            self.rows.append(
-                {"image_id": batch["image_id"][0], "organ": batch["organ"][0]}
-                | compute_all(truth, prediction)
-            )
+        truth = batch["label"][0].cpu()
+        self.metrics[stage].update(torch.from_numpy(prediction)[None], truth[None])
+        self.image_keys[stage].append((batch["image_id"][0], batch["organ"][0]))
         return prediction
 
     def compute(self, stage: str) -> dict[str, torch.Tensor]:
+        """The stage's metrics over all its images (all processes); resets the state.
+
+        The per-image scores of this process are kept in ``self.rows`` for :meth:`report`.
+        """
+        nuclei = self.metrics[stage]["nuclei"]
+        self.rows = [
+            {"image_id": image_id, "organ": organ, **scores}
+            for (image_id, organ), scores in zip(self.image_keys[stage], nuclei.per_image())
+        ]
         values = self.metrics[stage].compute()
         self.metrics[stage].reset()
+        self.image_keys[stage] = []
         return {name: torch.as_tensor(value, dtype=torch.float32) for name, value in values.items()}
 
     def predict(self, module: nn.Module, batch: dict) -> dict:
         return {"image_id": batch["image_id"][0], "instances": self.instances(module, batch["image"])}
 
-    def report(self, stage: str, trainer) -> None:
+    def report(self, stage: str, trainer, values: dict[str, torch.Tensor]) -> None:
         """Print the per-image table and write it next to the run's logs (rank 0 only)."""
-        from histo_gan.evaluate import print_metric_table, summarise, write_results
+        from histo_gan.evaluate import print_metric_table, write_results
 
         rows, self.rows = _gather(self.rows), []
         if not rows or not getattr(trainer, "is_global_zero", True):
             return
-        summary = summarise(rows)
+        prefix, aggregate = f"{stage}/", f"{stage}/aggregate/"
+        summary = {
+            "num_images": len(rows),
+            "per_image": {
+                k[len(prefix) :]: float(v)
+                for k, v in values.items()
+                if k.startswith(prefix) and not k.startswith(aggregate) and k != f"{prefix}num_images"
+            },
+            "aggregate": {k[len(aggregate) :]: float(v) for k, v in values.items() if k.startswith(aggregate)},
+        }
         print_metric_table(rows, summary, title=f"{stage} metrics per image")
         log_dir = getattr(trainer, "log_dir", None)
         if log_dir:
@@ -109,8 +125,9 @@ class EvaluatesWholeImages:
         self.evaluator.update("test", self, batch)
 
     def on_test_epoch_end(self) -> None:
-        self.log_dict(self.evaluator.compute("test"))
-        self.evaluator.report("test", self.trainer)
+        values = self.evaluator.compute("test")
+        self.log_dict(values)
+        self.evaluator.report("test", self.trainer, values)
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         return self.evaluator.predict(self, batch)

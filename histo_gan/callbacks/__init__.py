@@ -1,0 +1,8 @@
+"""Callbacks shared by every module: sample grids, prediction and synthetic-dataset export."""
+
+from histo_gan.callbacks.instance_writer import InstanceMapWriter
+from histo_gan.callbacks.metric_plot import MetricPlot
+from histo_gan.callbacks.sample_grid import SampleGrid
+from histo_gan.callbacks.synthetic_export import SyntheticExport
+
+__all__ = ["InstanceMapWriter", "MetricPlot", "SampleGrid", "SyntheticExport"]

@@ -1,0 +1,27 @@
+"""Losses: adversarial, reconstruction, gradient penalty, image pool, segmentation."""
+
+from histo_gan.losses.adversarial import (
+    GANLoss,
+    HingeGANLoss,
+    LSGANLoss,
+    VanillaGANLoss,
+    WassersteinGANLoss,
+)
+from histo_gan.losses.gradient_penalty import gradient_penalty
+from histo_gan.losses.image_pool import ImagePool
+from histo_gan.losses.reconstruction import cycle_loss, identity_loss, l1_loss
+from histo_gan.losses.segmentation import CrossEntropyDiceLoss
+
+__all__ = [
+    "CrossEntropyDiceLoss",
+    "GANLoss",
+    "HingeGANLoss",
+    "ImagePool",
+    "LSGANLoss",
+    "VanillaGANLoss",
+    "WassersteinGANLoss",
+    "cycle_loss",
+    "gradient_penalty",
+    "identity_loss",
+    "l1_loss",
+]
