@@ -20,6 +20,7 @@ export which samples to skip. No torch here.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -58,10 +59,9 @@ def _encode_png(array: np.ndarray, where: Path) -> bytes:
 
 
 def _encode_tiff(array: np.ndarray) -> bytes:
-    with tempfile.SpooledTemporaryFile() as f:
-        tifffile.imwrite(f, array, compression="zlib")
-        f.seek(0)
-        return f.read()
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, array.astype(np.int32), compression="zlib")
+    return buffer.getvalue()
 
 
 def _read_manifest(root: Path, repair: bool) -> list[dict]:
