@@ -119,35 +119,52 @@ class RandomPolygonMasks(MaskGenerator):
         self.density, self.max_overlap, self.warp = density, max_overlap, warp
         self.min_area, self.max_tries = min_area, max_tries
 
-    def polygon(self, rng: np.random.Generator) -> np.ndarray:
-        """One polygon as a boolean mask in its bounding square."""
-        n = int(rng.integers(self.vertices[0], self.vertices[1] + 1))
-        radius = rng.uniform(*self.radius)
-        steps = rng.uniform(1 - self.irregularity, 1 + self.irregularity, n)
-        angles = np.cumsum(steps / steps.sum() * 2 * np.pi) + rng.uniform(0, 2 * np.pi)
-        radii = np.clip(rng.normal(radius, self.spikiness * radius, n), 0.3 * radius, 2 * radius)
-        stretch = rng.uniform(*self.elongation)
-        tilt = rng.uniform(0, np.pi)
+    def _draw_candidates(self, rng: np.random.Generator, count: int) -> dict[str, np.ndarray]:
+        """Vertices of ``count`` candidate polygons around the origin, drawn in one go.
+
+        Returns ``x``, ``y`` ``(count, max_vertices)`` (entries past ``n`` unused), ``n``,
+        ``extent`` (half-side of each bounding square) and ``centre`` in [0, 1)^2.
+        """
+        most = self.vertices[1]
+        n = rng.integers(self.vertices[0], most + 1, count)
+        used = np.arange(most)[None, :] < n[:, None]
+        steps = rng.uniform(1 - self.irregularity, 1 + self.irregularity, (count, most)) * used
+        angles = np.cumsum(steps, axis=1) / steps.sum(axis=1, keepdims=True) * 2 * np.pi
+        angles += rng.uniform(0, 2 * np.pi, (count, 1))
+        radius = rng.uniform(*self.radius, (count, 1))
+        radii = radius * np.clip(1.0 + rng.normal(0.0, self.spikiness, (count, most)), 0.3, 2.0)
+        stretch = rng.uniform(*self.elongation, (count, 1))
+        tilt = rng.uniform(0, np.pi, (count, 1))
         x, y = radii * np.cos(angles) * stretch, radii * np.sin(angles) / stretch
         x, y = x * np.cos(tilt) - y * np.sin(tilt), x * np.sin(tilt) + y * np.cos(tilt)
-        extent = int(np.ceil(max(np.abs(x).max(), np.abs(y).max()))) + 1
+        extent = np.ceil(np.where(used, np.maximum(np.abs(x), np.abs(y)), 0).max(axis=1)).astype(int) + 1
+        return {"x": x, "y": y, "n": n, "extent": extent, "centre": rng.random((count, 2))}
+
+    @staticmethod
+    def _rasterise(c: dict[str, np.ndarray], k: int) -> np.ndarray:
+        """Candidate ``k`` as a boolean mask in its bounding square."""
+        n, extent = int(c["n"][k]), int(c["extent"][k])
         mask = np.zeros((2 * extent + 1, 2 * extent + 1), np.uint8)
-        points = np.stack([x + extent, y + extent], axis=1).round().astype(np.int32)
-        cv2.fillPoly(mask, [points], 1)
+        points = np.stack([c["x"][k, :n], c["y"][k, :n]], axis=1) + extent
+        cv2.fillPoly(mask, [points.round().astype(np.int32)], 1)
         return mask.astype(bool)
 
     def __call__(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        margin = int(np.ceil(self.warp * size)) + 2 * int(self.radius[1])
+        margin = int(np.ceil(self.warp * size + self.radius[1]))
         canvas = np.zeros((size + 2 * margin, size + 2 * margin), np.int32)
         target = rng.uniform(*self.density) * canvas.size
+        p = self._draw_candidates(rng, self.max_tries)
         covered, next_id = 0, 1
-        for _ in range(self.max_tries):
+        for k in range(self.max_tries):
             if covered >= target:
                 break
-            shape = self.polygon(rng)
-            y = int(rng.integers(0, canvas.shape[0] - shape.shape[0] + 1))
-            x = int(rng.integers(0, canvas.shape[1] - shape.shape[1] + 1))
-            if _place(canvas, shape, y, x, next_id, self.max_overlap):
+            cy, cx = (p["centre"][k] * (canvas.shape[0] - 1)).astype(int)
+            if canvas[cy, cx] and self.max_overlap < 0.5:
+                continue  # the centre is taken: this polygon would overlap by half or more
+            shape = self._rasterise(p, k)
+            y, x = cy - shape.shape[0] // 2, cx - shape.shape[1] // 2
+            top, left = max(0, -y), max(0, -x)
+            if _place(canvas, shape[top:, left:], max(0, y), max(0, x), next_id, self.max_overlap):
                 covered += int(shape.sum())
                 next_id += 1
         return drop_small(_quadrilateral_warp(canvas, rng, size, self.warp), self.min_area)
