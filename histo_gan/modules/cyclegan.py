@@ -40,6 +40,8 @@ class CycleGANModule(EvaluatesWholeImages, L.LightningModule):
         image_discriminator: D_N on H&E (default: 70x70 PatchGAN with spectral norm).
         mask_discriminator: D_M on encoded masks (default: as D_N).
         adversarial_loss: a GAN loss with ``generator_loss``/``discriminator_loss``.
+        lambda_adversarial: weight of the generators' adversarial terms (0 trains the
+            generators on the cycle and identity terms alone).
         lambda_cycle_image: weight of ``|G(S(n)) - n|_1`` (lambda_n).
         lambda_cycle_mask: weight of ``|S(G(m)) - m|_1`` (lambda_m).
         lambda_identity: identity weight relative to the cycle weights (CycleGAN convention:
@@ -60,6 +62,7 @@ class CycleGANModule(EvaluatesWholeImages, L.LightningModule):
         image_discriminator: nn.Module | None = None,
         mask_discriminator: nn.Module | None = None,
         adversarial_loss: nn.Module | None = None,
+        lambda_adversarial: float = 1.0,
         lambda_cycle_image: float = 10.0,
         lambda_cycle_mask: float = 10.0,
         lambda_identity: float = 0.5,
@@ -137,7 +140,7 @@ class CycleGANModule(EvaluatesWholeImages, L.LightningModule):
                 h.lambda_cycle_image * l1(self.G(real), real)
                 + h.lambda_cycle_mask * l1(self.S(masks), masks)
             )
-        generator_loss = adversarial + cycle + identity
+        generator_loss = h.lambda_adversarial * adversarial + cycle + identity
         optimize(self, opt_generators, generator_loss)
 
         pooled_image = self.fake_image_pool.query(fake_image.detach())
