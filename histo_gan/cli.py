@@ -42,6 +42,18 @@ class HistoGanCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.set_defaults({"trainer.logger": DEFAULT_LOGGERS})
 
+    def before_fit(self) -> None:
+        align_logger_versions(self.trainer)
+
+    def before_validate(self) -> None:
+        align_logger_versions(self.trainer)
+
+    def before_test(self) -> None:
+        align_logger_versions(self.trainer)
+
+    def before_predict(self) -> None:
+        align_logger_versions(self.trainer)
+
     def after_fit(self) -> None:
         write_summary(self.trainer, "fit")
 
@@ -50,6 +62,25 @@ class HistoGanCLI(LightningCLI):
 
     def after_test(self) -> None:
         write_summary(self.trainer, "test")
+
+
+def align_logger_versions(trainer) -> None:
+    """Loggers that share a folder write into one ``version_N``, the first logger's.
+
+    Each Lightning logger numbers its versions on its own, so CSV and TensorBoard loggers of
+    the same run would otherwise land in ``version_0`` and ``version_1``.
+    """
+    loggers = trainer.loggers
+    if len(loggers) < 2:
+        return
+    first = loggers[0]
+    for logger in loggers[1:]:
+        same_place = (getattr(logger, "save_dir", None), getattr(logger, "name", None)) == (
+            getattr(first, "save_dir", None),
+            getattr(first, "name", None),
+        )
+        if same_place and hasattr(logger, "_version") and getattr(logger, "_version") is None:
+            logger._version = first.version
 
 
 def write_summary(trainer, stage: str) -> dict:

@@ -7,6 +7,7 @@ from histo_gan.data.readers import DataError
 from histo_gan.data.sources import (
     BundledSample,
     ConsepFolder,
+    GeneratedMasks,
     ImageFolder,
     ImageSource,
     LabelMapFolder,
@@ -23,6 +24,7 @@ __all__ = [
     "ConsepFolder",
     "DataError",
     "FixedSplit",
+    "GeneratedMasks",
     "HistoAugment",
     "HistoDataModule",
     "ImageFolder",

@@ -34,6 +34,7 @@ from histo_gan.types import LabeledImage
 __all__ = [
     "BundledSample",
     "ConsepFolder",
+    "GeneratedMasks",
     "ImageFolder",
     "ImageSource",
     "LabelMapFolder",
@@ -284,6 +285,35 @@ class SyntheticFolder(ImageSource):
         return self.dataset[index]
 
 
+class GeneratedMasks(ImageSource):
+    """Random nucleus masks made on the fly (no files): the mask domain of mask -> H&E GANs.
+
+    Item ``i`` is ``generator(np.random.default_rng([seed, i]), size)`` with a blank (black)
+    image, so the same seed always gives the same masks.
+
+    Args:
+        generator: a mask generator of :mod:`histo_gan.synthesis.masks`.
+        n: number of masks.
+        size: side of each mask in pixels.
+        seed: seed of the masks.
+    """
+
+    def __init__(self, generator, n: int = 256, size: int = 256, seed: int = 0) -> None:
+        if n <= 0 or size <= 0:
+            raise ValueError(f"GeneratedMasks needs n > 0 and size > 0, got n={n}, size={size}")
+        self.generator, self.size, self.seed = generator, size, seed
+        self.image_ids = [f"mask{i:06d}" for i in range(n)]
+        self.organs = ["unknown"] * n
+
+    def load(self, index: int) -> LabeledImage:
+        label = self.generator(np.random.default_rng([self.seed, index]), self.size)
+        image = np.zeros((self.size, self.size, 3), np.uint8)
+        return LabeledImage(
+            image, label, self.image_ids[index], is_synthetic=True, source="generated",
+            meta={"seed": self.seed, "index": index},
+        )  # fmt: skip
+
+
 class BundledSample(LabelMapFolder):
     """The MoNuSeg crops shipped inside the package (see ``sample_data/README.md``)."""
 
@@ -291,11 +321,3 @@ class BundledSample(LabelMapFolder):
         root = bundled_sample_dir()
         super().__init__(root / "images", root / "labels")
 
-
-def load_all(source: ImageSource) -> list[LabeledImage]:
-    """Load every image of ``source`` (used for the small sets of validation and tests)."""
-    return [source.load(i) for i in range(len(source))]
-
-
-def foreground_fraction(label: np.ndarray) -> float:
-    return float((label > 0).mean()) if label.size else 0.0

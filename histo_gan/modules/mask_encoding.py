@@ -41,13 +41,18 @@ class MaskEncoding:
     def to_probabilities(self, output: torch.Tensor) -> torch.Tensor:
         """``(B, channels, H, W)`` in [-1, 1] -> probabilities in [0, 1].
 
-        Three channels are normalised to sum to one per pixel (background, interior,
-        boundary); one channel is the foreground probability.
+        The background channel alone decides the foreground: ``P(fg) = 1 - (x_bg + 1) / 2``,
+        so an undecided output (0) is not foreground. The foreground is then split between
+        interior and boundary in proportion to their channels. One channel is the foreground
+        probability ``(x + 1) / 2``. Three-channel outputs sum to one per pixel.
         """
         unit = ((output.float() + 1.0) * 0.5).clamp(0.0, 1.0)
         if self.boundary_width is None:
             return unit
-        return (unit + 1e-6) / (unit + 1e-6).sum(dim=1, keepdim=True)
+        background = unit[:, 0:1]
+        interior_share = (unit[:, 1:2] + 1e-6) / (unit[:, 1:2] + unit[:, 2:3] + 2e-6)
+        foreground = 1.0 - background
+        return torch.cat([background, foreground * interior_share, foreground * (1 - interior_share)], 1)
 
     def to_rgb(self, encoded: torch.Tensor) -> torch.Tensor:
         """A picture of an encoded mask, ``(B, 3, H, W)`` in [0, 1], for sample grids:
