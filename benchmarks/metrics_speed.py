@@ -35,7 +35,9 @@ MASKS = ROOT.parent / "shared" / "data" / "monuseg" / "train" / "instance_masks"
 def perturb(label: np.ndarray, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     ids = np.unique(label)[1:]
-    eroded = np.where(ndimage.grey_erosion(label, size=3) == ndimage.grey_dilation(label, size=3), label, 0)
+    eroded = np.where(
+        ndimage.grey_erosion(label, size=3) == ndimage.grey_dilation(label, size=3), label, 0
+    )
     dilated = ndimage.grey_dilation(label, size=3)
     grow = np.isin(label, rng.choice(ids, len(ids) // 2, replace=False))
     out = np.where(grow, label, eroded)
@@ -62,13 +64,17 @@ def timed(fn, repeats):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--image", default=None, help="stem of the label map (default: ~600 nuclei)")
+    parser.add_argument(
+        "--image", default=None, help="stem of the label map (default: ~600 nuclei)"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     if not MASKS.is_dir():
         sys.exit(f"{MASKS}: MoNuSeg label maps not found")
     if args.image is None:
-        counts = {p.stem: len(np.unique(read_label_map(p))) - 1 for p in sorted(MASKS.glob("*.png"))}
+        counts = {
+            p.stem: len(np.unique(read_label_map(p))) - 1 for p in sorted(MASKS.glob("*.png"))
+        }
         args.image = min(counts, key=lambda stem: abs(counts[stem] - 600))
     gt = read_label_map(MASKS / f"{args.image}.png")
     pred = perturb(gt)

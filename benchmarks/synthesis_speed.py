@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from histo_gan.data.sources import ImageFolder  # noqa: E402
 from histo_gan.synthesis import InitialSynthesis, RandomPolygonMasks  # noqa: E402
-from histo_gan.synthesis.pipeline import prepare_tile  # noqa: E402
 from histo_gan.synthesis.compose import nuclear_texture  # noqa: E402
+from histo_gan.synthesis.pipeline import prepare_tile  # noqa: E402
 from histo_gan.types import LabeledImage  # noqa: E402
 
 IMAGES = ROOT.parent / "shared" / "data" / "monuseg" / "train" / "images"
@@ -47,7 +47,9 @@ def per_patch_baseline(synthesis: InitialSynthesis, images, n: int, size: int) -
         item = images[int(rng.integers(len(images)))]
         y, x = rng.integers(0, 1000 - size, 2)
         patch = LabeledImage(item.image[y : y + size, x : x + size].copy(), None, item.image_id)
-        tile = prepare_tile(patch, synthesis.super_segmentation, synthesis.sub_segmentation, synthesis.inpainter)
+        tile = prepare_tile(
+            patch, synthesis.super_segmentation, synthesis.sub_segmentation, synthesis.inpainter
+        )
         label = synthesis.masks(rng, size)
         foreground = nuclear_texture(tile.eosin, tile.nuclear_od)
         synthesis.compositor(foreground, tile.background, label, rng)
@@ -81,7 +83,9 @@ def main() -> None:
     amortised_rate = args.patches / (sample_s + prepare_s)
     baseline_rate = args.baseline_patches / baseline_s
     print(f"{args.size}x{args.size} patches, one core, {len(images)} source tiles of 1000x1000")
-    print(f"tile preparation (once):       {prepare_s:7.2f} s ({prepare_s / len(images):.2f} s per tile)")
+    print(
+        f"tile preparation (once):       {prepare_s:7.2f} s ({prepare_s / len(images):.2f} s per tile)"
+    )
     print(f"tile reuse:                    {reuse_rate:7.1f} patches/s/core "
           f"({amortised_rate:.1f} with the preparation of {args.patches} patches included)")  # fmt: skip
     print(f"per-patch segment + inpaint:   {baseline_rate:7.1f} patches/s/core")

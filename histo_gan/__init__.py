@@ -1,2 +1,3 @@
-import importlib.metadata as _m
-__version__ = '0.1.0'
+"""histo-gan: synthetic H&E training data for nucleus segmentation."""
+
+__version__ = "0.1.0"

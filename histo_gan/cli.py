@@ -79,7 +79,7 @@ def align_logger_versions(trainer) -> None:
             getattr(first, "save_dir", None),
             getattr(first, "name", None),
         )
-        if same_place and hasattr(logger, "_version") and getattr(logger, "_version") is None:
+        if same_place and hasattr(logger, "_version") and logger._version is None:
             logger._version = first.version
 
 

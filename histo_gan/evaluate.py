@@ -56,7 +56,9 @@ def evaluate_pairs(pairs: Iterable[tuple[str, np.ndarray, np.ndarray]]) -> tuple
     rows, stats = [], []
     for image_id, gt, pred in pairs:
         if gt.shape != pred.shape:
-            raise DataError(f"{image_id}: prediction is {pred.shape} but ground truth is {gt.shape}")
+            raise DataError(
+                f"{image_id}: prediction is {pred.shape} but ground truth is {gt.shape}"
+            )
         scores, image_stats = evaluate_pair(gt, pred)
         rows.append({"image_id": image_id, **scores})
         stats.append(image_stats)

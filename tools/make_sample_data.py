@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from skimage.segmentation import relabel_sequential
 
-from histo_gan.data.readers import read_aperio_xml, read_image, rasterize_polygons
+from histo_gan.data.readers import rasterize_polygons, read_aperio_xml, read_image
 
 CROPS = {  # image stem -> organ (one per organ that has an XML annotation, two for breast)
     "TCGA-A7-A13E-01Z-00-DX1": "breast",
@@ -34,9 +34,7 @@ def best_window(label: np.ndarray, size: int, step: int = 32) -> tuple[int, int]
     for y in range(0, label.shape[0] - size + 1, step):
         for x in range(0, label.shape[1] - size + 1, step):
             window = label[y : y + size, x : x + size]
-            border = np.unique(
-                np.concatenate([window[0], window[-1], window[:, 0], window[:, -1]])
-            )
+            border = np.unique(np.concatenate([window[0], window[-1], window[:, 0], window[:, -1]]))
             whole = len(np.setdiff1d(np.unique(window), border))
             if whole > best:
                 best, best_yx = whole, (y, x)

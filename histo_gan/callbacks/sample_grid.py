@@ -61,4 +61,6 @@ class SampleGrid(L.Callback):
             if hasattr(experiment, "add_image"):  # TensorBoard
                 experiment.add_image("samples", grid, global_step=epoch)
             elif hasattr(logger, "log_image"):  # W&B
-                logger.log_image(key="samples", images=[grid], caption=[caption], step=trainer.global_step)
+                logger.log_image(
+                    key="samples", images=[grid], caption=[caption], step=trainer.global_step
+                )

@@ -37,8 +37,11 @@ class SyntheticExport(BasePredictionWriter):
 
         if trainer.world_size > 1:
             raise RuntimeError("SyntheticExport writes from one process; predict on one device")
-        metadata = {"method": self.method, "module": type(pl_module).__name__,
-                    "checkpoint": str(trainer.ckpt_path or "")}
+        metadata = {
+            "method": self.method,
+            "module": type(pl_module).__name__,
+            "checkpoint": str(trainer.ckpt_path or ""),
+        }
         self._writer = SyntheticDatasetWriter(self.root, metadata)
         self._writer.__enter__()
 

@@ -96,7 +96,11 @@ class HistoAugment(Augmentation):
                     p=hed_p,
                 ),
                 A.ColorJitter(
-                    brightness=brightness, contrast=contrast, saturation=saturation, hue=hue, p=color_p
+                    brightness=brightness,
+                    contrast=contrast,
+                    saturation=saturation,
+                    hue=hue,
+                    p=color_p,
                 ),
             ],
             seed=0,

@@ -153,7 +153,9 @@ class HistoDataModule(L.LightningDataModule):
             self.setup("fit")
         real_domain = None
         if self.unpaired_real:
-            real_domain = _load(self.real_domain, "real-domain images") if self.real_domain else self._train
+            real_domain = (
+                _load(self.real_domain, "real-domain images") if self.real_domain else self._train
+            )
         return TrainPatchDataset(
             real=[item for item in self._train if item.label is not None],
             synthetic=self.synthetic,

@@ -67,7 +67,9 @@ def _read_raster(path: Path) -> np.ndarray:
     except DataError:
         raise
     except Exception as error:  # decoders raise many types; all mean "unreadable"
-        raise DataError(f"{path}: unreadable image file ({type(error).__name__}: {error})") from error
+        raise DataError(
+            f"{path}: unreadable image file ({type(error).__name__}: {error})"
+        ) from error
     return np.asarray(array)
 
 

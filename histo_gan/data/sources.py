@@ -23,11 +23,11 @@ from histo_gan.data.readers import (
     IMAGE_SUFFIXES,
     LABEL_SUFFIXES,
     DataError,
+    rasterize_polygons,
     read_aperio_xml,
     read_consep_mat,
     read_image,
     read_label_map,
-    rasterize_polygons,
 )
 from histo_gan.types import LabeledImage
 
@@ -172,9 +172,7 @@ class MoNuSegXMLFolder(ImageSource):
         self.images_dir, self.annotations_dir = Path(images), Path(annotations)
         xml_files = {p.stem: p for p in _list_files(self.annotations_dir, (".xml",), "XML files")}
         image_files = [
-            p
-            for p in _list_files(self.images_dir, IMAGE_SUFFIXES, "images")
-            if p.stem in xml_files
+            p for p in _list_files(self.images_dir, IMAGE_SUFFIXES, "images") if p.stem in xml_files
         ]
         if not image_files:
             raise DataError(
@@ -320,4 +318,3 @@ class BundledSample(LabelMapFolder):
     def __init__(self) -> None:
         root = bundled_sample_dir()
         super().__init__(root / "images", root / "labels")
-

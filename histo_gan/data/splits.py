@@ -151,7 +151,10 @@ class LeaveOneOrganOut(SplitStrategy):
             [i for i, _ in rest], [o for _, o in rest]
         )
         return Split(
-            inner.train, inner.val, test, f"leave-one-organ-out({self.organ}, val={self.val_fraction})"
+            inner.train,
+            inner.val,
+            test,
+            f"leave-one-organ-out({self.organ}, val={self.val_fraction})",
         )
 
 
@@ -177,7 +180,9 @@ class FixedSplit(SplitStrategy):
             train, val, test = split.train, split.val, split.test
         else:
             held = set(self.val) | set(self.test)
-            train = self.train if self.train is not None else [i for i in image_ids if i not in held]
+            train = (
+                self.train if self.train is not None else [i for i in image_ids if i not in held]
+            )
             val, test = self.val, self.test
         known = set(image_ids)
         unknown = [i for i in [*train, *val, *test] if i not in known]

@@ -113,7 +113,9 @@ class SyntheticDatasetWriter:
             _atomic_write_bytes(header, json.dumps({**FORMAT, **self.metadata}, indent=2).encode())
         entries = _read_manifest(self.root, repair=True)
         self.completed_ids = {str(e["id"]) for e in entries}
-        self._remove_leftovers({p for e in entries for p in (e["image"], e["label"], e.get("type"))})
+        self._remove_leftovers(
+            {p for e in entries for p in (e["image"], e["label"], e.get("type"))}
+        )
         self._manifest = open(self.root / MANIFEST, "a", encoding="utf-8")
         return self
 
@@ -147,7 +149,10 @@ class SyntheticDatasetWriter:
             raise ValueError(f"{sample_id}: label {label.shape} and image {image.shape[:2]} differ")
         image_path = f"images/{sample_id}.png"
         if label.max(initial=0) < 2**16:
-            label_path, label_bytes = f"labels/{sample_id}.png", _encode_png(label.astype(np.uint16), self.root)
+            label_path, label_bytes = (
+                f"labels/{sample_id}.png",
+                _encode_png(label.astype(np.uint16), self.root),
+            )
         else:
             label_path, label_bytes = f"labels/{sample_id}.tif", _encode_tiff(label)
         _atomic_write_bytes(self.root / image_path, _encode_png(image, self.root))
@@ -155,7 +160,9 @@ class SyntheticDatasetWriter:
         entry = {"id": sample_id, "image": image_path, "label": label_path}
         if type_map is not None:
             type_path = f"types/{sample_id}.png"
-            _atomic_write_bytes(self.root / type_path, _encode_png(type_map.astype(np.uint16), self.root))
+            _atomic_write_bytes(
+                self.root / type_path, _encode_png(type_map.astype(np.uint16), self.root)
+            )
             entry["type"] = type_path
         entry["weight"] = 1.0 if weight is None else float(weight)
         entry.update(meta or {})
@@ -211,7 +218,9 @@ class SyntheticDataset:
         image = read_image(image_path)
         label = read_label_map(self.root / entry["label"])
         if label.shape != image.shape[:2]:
-            raise DataError(f"{self.root / entry['label']}: shape {label.shape} differs from the image's")
+            raise DataError(
+                f"{self.root / entry['label']}: shape {label.shape} differs from the image's"
+            )
         type_map = read_label_map(self.root / entry["type"]) if "type" in entry else None
         reserved = {"id", "image", "label", "type", "weight", "organ"}
         return LabeledImage(

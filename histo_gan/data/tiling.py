@@ -41,13 +41,22 @@ class SlidingWindow:
     """
 
     def __init__(
-        self, tile_size: int = 256, overlap: float = 0.25, batch_size: int = 8, blend: str = "gaussian"
+        self,
+        tile_size: int = 256,
+        overlap: float = 0.25,
+        batch_size: int = 8,
+        blend: str = "gaussian",
     ) -> None:
         if not 0.0 <= overlap < 1.0:
             raise ValueError(f"overlap must be in [0, 1), got {overlap}")
         if blend not in ("gaussian", "uniform"):
             raise ValueError(f"blend must be 'gaussian' or 'uniform', got {blend!r}")
-        self.tile_size, self.overlap, self.batch_size, self.blend = tile_size, overlap, batch_size, blend
+        self.tile_size, self.overlap, self.batch_size, self.blend = (
+            tile_size,
+            overlap,
+            batch_size,
+            blend,
+        )
         self.stride = max(1, int(round(tile_size * (1.0 - overlap))))
 
     def _window(self, device: torch.device) -> torch.Tensor:

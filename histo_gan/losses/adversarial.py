@@ -45,7 +45,9 @@ class GANLoss(nn.Module):
 
     def discriminator_loss(self, real_logits: Logits, fake_logits: Logits) -> torch.Tensor:
         """D's loss: real samples should score as real, fakes as fake (sum of both terms)."""
-        return _mean_over_scales(self._real, real_logits) + _mean_over_scales(self._fake, fake_logits)
+        return _mean_over_scales(self._real, real_logits) + _mean_over_scales(
+            self._fake, fake_logits
+        )
 
     def generator_loss(self, fake_logits: Logits) -> torch.Tensor:
         """G's loss: fakes should score as real."""

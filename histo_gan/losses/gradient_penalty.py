@@ -34,7 +34,9 @@ def gradient_penalty(
         mixed = (eps * real + (1.0 - eps) * fake).requires_grad_(True)
         args = (mixed,) if condition is None else (mixed, condition.detach().float())
         scores = critic(*args)
-        outputs = scores if isinstance(scores, torch.Tensor) else torch.cat([s.flatten() for s in scores])
+        outputs = (
+            scores if isinstance(scores, torch.Tensor) else torch.cat([s.flatten() for s in scores])
+        )
         (grad,) = torch.autograd.grad(outputs.sum(), mixed, create_graph=True)
         norms = grad.flatten(1).norm(2, dim=1)
         return weight * ((norms - target_norm) ** 2).mean()

@@ -8,7 +8,9 @@ import torch.nn.functional as F
 __all__ = ["cycle_loss", "identity_loss", "l1_loss"]
 
 
-def l1_loss(prediction: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+def l1_loss(
+    prediction: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Mean absolute error; with ``weight`` ``(B,)`` the per-sample means are weighted."""
     if weight is None:
         return F.l1_loss(prediction, target)
@@ -22,7 +24,9 @@ def cycle_loss(reconstructed: torch.Tensor, original: torch.Tensor, weight: floa
     return weight * F.l1_loss(reconstructed, original)
 
 
-def identity_loss(mapped: torch.Tensor, original: torch.Tensor, cycle_weight: float, identity_weight: float) -> torch.Tensor:
+def identity_loss(
+    mapped: torch.Tensor, original: torch.Tensor, cycle_weight: float, identity_weight: float
+) -> torch.Tensor:
     """CycleGAN's identity term ``identity_weight * cycle_weight * |G(y) - y|_1``: the identity
     weight is relative to the cycle weight of the same domain."""
     return identity_weight * cycle_weight * F.l1_loss(mapped, original)

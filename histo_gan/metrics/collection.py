@@ -97,7 +97,9 @@ def _batched(label, name: str) -> list:
             return [label]
         if label.ndim == 3:
             return list(label)
-    raise ValueError(f"{name}: expected (H, W) or (B, H, W) label maps, got shape {tuple(label.shape)}")
+    raise ValueError(
+        f"{name}: expected (H, W) or (B, H, W) label maps, got shape {tuple(label.shape)}"
+    )
 
 
 def make_metric_collection(prefix: str = "val/") -> MetricCollection:

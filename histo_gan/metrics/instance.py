@@ -69,7 +69,9 @@ class ImageStats:
     tp_iou: float = 0.0  # Σ IoU of the matched pairs
 
     def __add__(self, other: ImageStats) -> ImageStats:
-        return ImageStats(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+        return ImageStats(
+            **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
+        )
 
     def as_array(self) -> np.ndarray:
         return np.array([float(v) for v in asdict(self).values()])
@@ -77,7 +79,12 @@ class ImageStats:
     @classmethod
     def from_array(cls, values) -> ImageStats:
         names = [f.name for f in fields(cls)]
-        return cls(**{n: (float(v) if n == "tp_iou" else int(round(float(v)))) for n, v in zip(names, values)})
+        return cls(
+            **{
+                n: (float(v) if n == "tp_iou" else int(round(float(v))))
+                for n, v in zip(names, values)
+            }
+        )
 
 
 def _ratio(numerator: float, denominator: float, both_empty: bool) -> float:
@@ -130,9 +137,7 @@ def image_stats(table: OverlapTable) -> ImageStats:
     matched_pred = np.zeros(table.n_pred, dtype=bool)
     matched_pred[table.pair_pred[chosen]] = True
     ajip_i = int(inter[chosen].sum())
-    ajip_u = int(
-        union[chosen].sum() + gt_area[~matched_gt].sum() + pred_area[~matched_pred].sum()
-    )
+    ajip_u = int(union[chosen].sum() + gt_area[~matched_gt].sum() + pred_area[~matched_pred].sum())
 
     tp_mask = iou > 0.5
     tp = int(tp_mask.sum())
@@ -182,8 +187,10 @@ def object_dice_from_table(table: OverlapTable) -> float:
         return 1.0
     if table.n_gt == 0 or table.n_pred == 0:
         return 0.0
-    pair_dice = 2 * table.pair_intersection / (
-        table.gt_area[table.pair_gt] + table.pred_area[table.pair_pred]
+    pair_dice = (
+        2
+        * table.pair_intersection
+        / (table.gt_area[table.pair_gt] + table.pred_area[table.pair_pred])
     )
 
     def side(owner: np.ndarray, other: np.ndarray, area: np.ndarray) -> float:

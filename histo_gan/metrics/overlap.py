@@ -124,7 +124,10 @@ def overlap_table(gt, pred) -> OverlapTable:
         intersection = counts[cells]
     else:
         cells, intersection = np.unique(codes, return_counts=True)
-    pair_gt, pair_pred = (cells // max(n_p, 1)).astype(np.int64), (cells % max(n_p, 1)).astype(np.int64)
+    pair_gt, pair_pred = (
+        (cells // max(n_p, 1)).astype(np.int64),
+        (cells % max(n_p, 1)).astype(np.int64),
+    )
     return OverlapTable(
         gt_ids,
         pred_ids,

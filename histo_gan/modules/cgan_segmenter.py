@@ -21,7 +21,7 @@ from histo_gan.modules.evaluation import EvaluatesWholeImages, WholeImageEvaluat
 from histo_gan.modules.gan_steps import linear_decay, optimize
 from histo_gan.modules.mask_encoding import MaskEncoding
 from histo_gan.networks import PatchDiscriminator, UnetGenerator, init_weights
-from histo_gan.types import to_signed, to_unit
+from histo_gan.types import to_signed
 
 __all__ = ["SpectralNormCGANSegmenterModule"]
 
@@ -65,7 +65,13 @@ class SpectralNormCGANSegmenterModule(EvaluatesWholeImages, L.LightningModule):
         super().__init__()
         self.automatic_optimization = False
         self.save_hyperparameters(
-            ignore=["generator", "discriminator", "adversarial_loss", "sliding_window", "postprocess"]
+            ignore=[
+                "generator",
+                "discriminator",
+                "adversarial_loss",
+                "sliding_window",
+                "postprocess",
+            ]
         )
         self.encoding = MaskEncoding(boundary_width)
         c = self.encoding.channels
@@ -146,7 +152,6 @@ class SpectralNormCGANSegmenterModule(EvaluatesWholeImages, L.LightningModule):
         opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=h.lr, betas=tuple(h.betas))
         max_epochs = self.trainer.max_epochs if self.trainer.max_epochs > 0 else 1
         return [opt_g, opt_d], linear_decay([opt_g, opt_d], max_epochs, h.decay_epochs)
-
 
     @torch.no_grad()
     def sample_images(self, batch: dict) -> dict[str, torch.Tensor]:

@@ -31,6 +31,7 @@ def _gather(rows: list[dict]) -> list[dict]:
     merged = {row["image_id"]: row for part in gathered for row in (part or [])}
     return [merged[k] for k in sorted(merged)]
 
+
 STAGES = ("val", "test")
 
 
@@ -81,7 +82,10 @@ class WholeImageEvaluator(nn.Module):
         return {name: torch.as_tensor(value, dtype=torch.float32) for name, value in values.items()}
 
     def predict(self, module: nn.Module, batch: dict) -> dict:
-        return {"image_id": batch["image_id"][0], "instances": self.instances(module, batch["image"])}
+        return {
+            "image_id": batch["image_id"][0],
+            "instances": self.instances(module, batch["image"]),
+        }
 
     def report(self, stage: str, trainer, values: dict[str, torch.Tensor]) -> None:
         """Print the per-image table and write it next to the run's logs (rank 0 only)."""
@@ -96,9 +100,13 @@ class WholeImageEvaluator(nn.Module):
             "per_image": {
                 k[len(prefix) :]: float(v)
                 for k, v in values.items()
-                if k.startswith(prefix) and not k.startswith(aggregate) and k != f"{prefix}num_images"
+                if k.startswith(prefix)
+                and not k.startswith(aggregate)
+                and k != f"{prefix}num_images"
             },
-            "aggregate": {k[len(aggregate) :]: float(v) for k, v in values.items() if k.startswith(aggregate)},
+            "aggregate": {
+                k[len(aggregate) :]: float(v) for k, v in values.items() if k.startswith(aggregate)
+            },
         }
         print_metric_table(rows, summary, title=f"{stage} metrics per image")
         log_dir = getattr(trainer, "log_dir", None)

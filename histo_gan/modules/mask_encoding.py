@@ -52,7 +52,9 @@ class MaskEncoding:
         background = unit[:, 0:1]
         interior_share = (unit[:, 1:2] + 1e-6) / (unit[:, 1:2] + unit[:, 2:3] + 2e-6)
         foreground = 1.0 - background
-        return torch.cat([background, foreground * interior_share, foreground * (1 - interior_share)], 1)
+        return torch.cat(
+            [background, foreground * interior_share, foreground * (1 - interior_share)], 1
+        )
 
     def to_rgb(self, encoded: torch.Tensor) -> torch.Tensor:
         """A picture of an encoded mask, ``(B, 3, H, W)`` in [0, 1], for sample grids:

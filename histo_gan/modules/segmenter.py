@@ -14,12 +14,12 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
+from histo_gan.data.tiling import SlidingWindow
 from histo_gan.losses.segmentation import CrossEntropyDiceLoss
 from histo_gan.metrics.postprocess import InstancePostprocessor
 from histo_gan.modules.evaluation import EvaluatesWholeImages, WholeImageEvaluator
 from histo_gan.modules.targets import three_class_target
 from histo_gan.networks.segmenter import SmpUnet
-from histo_gan.data.tiling import SlidingWindow
 
 __all__ = ["SegmenterModule"]
 
@@ -68,7 +68,6 @@ class SegmenterModule(EvaluatesWholeImages, L.LightningModule):
         loss = self.loss(logits, target, batch.get("weight"))
         self.log("train/loss", loss, prog_bar=True, batch_size=len(logits))
         return loss
-
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.network.parameters())

@@ -15,7 +15,11 @@ def init_weights(network: nn.Module, std: float = 0.02) -> nn.Module:
     for module in network.modules():
         if isinstance(module, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
             parametrized = getattr(module, "parametrizations", None)
-            weight = parametrized.weight.original if parametrized is not None and hasattr(parametrized, "weight") else module.weight
+            weight = (
+                parametrized.weight.original
+                if parametrized is not None and hasattr(parametrized, "weight")
+                else module.weight
+            )
             nn.init.normal_(weight, 0.0, std)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)

@@ -65,7 +65,11 @@ class PatchDiscriminator(nn.Module):
         ]
         for k in range(1, n_layers + 1):
             stride = 2 if k < n_layers else 1
-            layers += [conv(widths[k - 1], widths[k], stride), make_norm(norm, widths[k]), nn.LeakyReLU(0.2, inplace=True)]
+            layers += [
+                conv(widths[k - 1], widths[k], stride),
+                make_norm(norm, widths[k]),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
         layers.append(conv(widths[n_layers], 1, 1, True))
         self.model = nn.Sequential(*layers)
         self.in_channels, self.condition_channels = in_channels, condition_channels
@@ -76,9 +80,13 @@ class PatchDiscriminator(nn.Module):
             raise ValueError(f"expected {self.in_channels} input channels, got {x.shape[1]}")
         if self.condition_channels:
             if condition is None:
-                raise ValueError(f"this discriminator is conditional: pass a {self.condition_channels}-channel condition")
+                raise ValueError(
+                    f"this discriminator is conditional: pass a {self.condition_channels}-channel condition"
+                )
             if condition.shape[1] != self.condition_channels:
-                raise ValueError(f"expected a {self.condition_channels}-channel condition, got {condition.shape[1]}")
+                raise ValueError(
+                    f"expected a {self.condition_channels}-channel condition, got {condition.shape[1]}"
+                )
             x = torch.cat([x, condition], dim=1)
         elif condition is not None:
             raise ValueError("this discriminator is unconditional but a condition was given")

@@ -25,7 +25,11 @@ class ResnetBlock(nn.Module):
         ]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
-        layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), make_norm(norm, channels)]
+        layers += [
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3, bias=bias),
+            make_norm(norm, channels),
+        ]
         self.body = nn.Sequential(*layers)
 
     def forward(self, x):
@@ -62,7 +66,9 @@ class ResnetGenerator(nn.Module):
     ) -> None:
         super().__init__()
         if output_activation not in ("tanh", "none"):
-            raise ValueError(f"output_activation must be 'tanh' or 'none', got {output_activation!r}")
+            raise ValueError(
+                f"output_activation must be 'tanh' or 'none', got {output_activation!r}"
+            )
         bias = uses_bias(norm)
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
@@ -81,7 +87,9 @@ class ResnetGenerator(nn.Module):
         layers += [ResnetBlock(channels, norm, dropout) for _ in range(n_blocks)]
         for _ in range(n_downsampling):
             layers += [
-                nn.ConvTranspose2d(channels, channels // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
+                nn.ConvTranspose2d(
+                    channels, channels // 2, 3, stride=2, padding=1, output_padding=1, bias=bias
+                ),
                 make_norm(norm, channels // 2),
                 nn.ReLU(inplace=True),
             ]
@@ -94,5 +102,7 @@ class ResnetGenerator(nn.Module):
 
     def forward(self, x):
         if x.shape[-1] % self.multiple or x.shape[-2] % self.multiple:
-            raise ValueError(f"input size {tuple(x.shape[-2:])} is not a multiple of {self.multiple}")
+            raise ValueError(
+                f"input size {tuple(x.shape[-2:])} is not a multiple of {self.multiple}"
+            )
         return self.model(x)

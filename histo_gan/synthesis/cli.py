@@ -17,7 +17,11 @@ from pathlib import Path
 from histo_gan.data.readers import DataError
 from histo_gan.data.sources import ImageFolder
 from histo_gan.data.synthetic import SyntheticDatasetWriter
-from histo_gan.synthesis.masks import CentroidMapGenerator, NucleusShapeDictionary, RandomPolygonMasks
+from histo_gan.synthesis.masks import (
+    CentroidMapGenerator,
+    NucleusShapeDictionary,
+    RandomPolygonMasks,
+)
 from histo_gan.synthesis.pipeline import CentroidSynthesis, InitialSynthesis, Synthesis
 
 __all__ = ["build_synthesis", "main"]
@@ -42,14 +46,23 @@ def _load_images(source: Path):
     from rich.progress import track
 
     folder = ImageFolder(source)
-    return [folder.load(i) for i in track(range(len(folder)), description="reading sources", transient=True)]
+    return [
+        folder.load(i)
+        for i in track(range(len(folder)), description="reading sources", transient=True)
+    ]
 
 
 # Each method: how to build its synthesis from the parsed arguments (defaults of the papers).
 METHODS = {
-    "hou": lambda a: InitialSynthesis(_load_images(a.source), RandomPolygonMasks(), a.size, a.seed, method="hou"),
+    "hou": lambda a: InitialSynthesis(
+        _load_images(a.source), RandomPolygonMasks(), a.size, a.seed, method="hou"
+    ),
     "mahmood": lambda a: InitialSynthesis(
-        _load_images(a.source), NucleusShapeDictionary(_masks_dir(a)), a.size, a.seed, method="mahmood"
+        _load_images(a.source),
+        NucleusShapeDictionary(_masks_dir(a)),
+        a.size,
+        a.seed,
+        method="mahmood",
     ),
     "centroids": lambda a: CentroidSynthesis(CentroidMapGenerator(_masks_dir(a)), a.size, a.seed),
 }
@@ -73,13 +86,17 @@ def _worker_sample(index: int):
 
 
 def _parse(argv):
-    parser = argparse.ArgumentParser(prog="histo-gan synthesize", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="histo-gan synthesize", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--source", type=Path, required=True, help="folder of real tissue images")
     parser.add_argument("--out", type=Path, required=True, help="synthetic dataset folder")
     parser.add_argument("--n", type=int, required=True, help="number of samples")
     parser.add_argument("--size", type=int, default=256, help="patch side in pixels")
     parser.add_argument("--method", choices=sorted(METHODS), default="hou")
-    parser.add_argument("--masks", type=Path, default=None, help="real label maps (mahmood, centroids)")
+    parser.add_argument(
+        "--masks", type=Path, default=None, help="real label maps (mahmood, centroids)"
+    )
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--grid", type=int, default=16, help="samples in the sample grid (0: none)")
@@ -99,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     synthesis = build_synthesis(args)  # validates sources and sizes before anything is written
     with Progress(transient=True) as progress:
-        task = progress.add_task("preparing source tiles", total=len(getattr(synthesis, "images", [])))
+        task = progress.add_task(
+            "preparing source tiles", total=len(getattr(synthesis, "images", []))
+        )
         synthesis.prepare(lambda: progress.advance(task))
     metadata = {"method": args.method, "seed": args.seed, "size": args.size, "n": args.n,
                 "source": str(args.source)}  # fmt: skip
@@ -107,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     with SyntheticDatasetWriter(args.out, metadata) as writer:
         todo = [i for i in range(args.n) if f"{i:06d}" not in writer.completed_ids]
         with Progress() as progress:
-            task = progress.add_task(f"synthesising ({args.method})", total=args.n, completed=args.n - len(todo))
+            task = progress.add_task(
+                f"synthesising ({args.method})", total=args.n, completed=args.n - len(todo)
+            )
             if args.workers == 1:
                 results = (_sample_here(synthesis, i) for i in todo)
                 pool = None

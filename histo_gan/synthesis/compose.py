@@ -64,14 +64,20 @@ class Compositor:
             erosion = int(rng.integers(self.clear_erosion[0], self.clear_erosion[1] + 1))
             selected = np.isin(label, cleared)
             # the interior of each selected nucleus: its pixels far enough from any other id
-            same = ndimage.grey_erosion(label, size=2 * erosion + 1) == ndimage.grey_dilation(label, size=2 * erosion + 1)
+            same = ndimage.grey_erosion(label, size=2 * erosion + 1) == ndimage.grey_dilation(
+                label, size=2 * erosion + 1
+            )
             interior = selected & same
             weights[interior] *= 1.0 - rng.uniform(*self.clear_strength)
         sigma = rng.uniform(*self.blur_sigma)
         return cv2.GaussianBlur(weights, (0, 0), sigma)
 
     def __call__(
-        self, foreground: np.ndarray, background: np.ndarray, label: np.ndarray, rng: np.random.Generator
+        self,
+        foreground: np.ndarray,
+        background: np.ndarray,
+        label: np.ndarray,
+        rng: np.random.Generator,
     ) -> np.ndarray:
         """``uint8`` ``(H, W, 3)`` patch from texture ``A``, background ``B`` and the label map."""
         m = self.mask_weights(label, rng)[..., None]

@@ -62,7 +62,9 @@ def _place(
     return True
 
 
-def _quadrilateral_warp(label: np.ndarray, rng: np.random.Generator, size: int, jitter: float) -> np.ndarray:
+def _quadrilateral_warp(
+    label: np.ndarray, rng: np.random.Generator, size: int, jitter: float
+) -> np.ndarray:
     """Map a random quadrilateral inside ``label`` (a canvas with a margin) onto ``size x size``.
 
     One perspective transform for the whole mask, so neighbouring nuclei are distorted alike
@@ -137,7 +139,9 @@ class RandomPolygonMasks(MaskGenerator):
         tilt = rng.uniform(0, np.pi, (count, 1))
         x, y = radii * np.cos(angles) * stretch, radii * np.sin(angles) / stretch
         x, y = x * np.cos(tilt) - y * np.sin(tilt), x * np.sin(tilt) + y * np.cos(tilt)
-        extent = np.ceil(np.where(used, np.maximum(np.abs(x), np.abs(y)), 0).max(axis=1)).astype(int) + 1
+        extent = (
+            np.ceil(np.where(used, np.maximum(np.abs(x), np.abs(y)), 0).max(axis=1)).astype(int) + 1
+        )
         return {"x": x, "y": y, "n": n, "extent": extent, "centre": rng.random((count, 2))}
 
     @staticmethod
@@ -211,7 +215,11 @@ class NucleusShapeDictionary(MaskGenerator):
         from histo_gan.data.readers import LABEL_SUFFIXES, DataError, read_label_map
 
         folder = Path(label_maps)
-        files = sorted(p for p in folder.glob("*") if p.suffix.lower() in LABEL_SUFFIXES) if folder.is_dir() else []
+        files = (
+            sorted(p for p in folder.glob("*") if p.suffix.lower() in LABEL_SUFFIXES)
+            if folder.is_dir()
+            else []
+        )
         if not files:
             raise DataError(f"{folder}: no label maps to build the nucleus-shape dictionary from")
         self.shapes = _shapes_from_label_maps([read_label_map(p) for p in files], min_area)
@@ -226,7 +234,9 @@ class NucleusShapeDictionary(MaskGenerator):
         canvas = np.zeros((side, side), np.uint8)
         y0, x0 = (side - shape.shape[0]) // 2, (side - shape.shape[1]) // 2
         canvas[y0 : y0 + shape.shape[0], x0 : x0 + shape.shape[1]] = shape
-        matrix = cv2.getRotationMatrix2D((side / 2, side / 2), rng.uniform(0, 360), rng.uniform(*self.scale))
+        matrix = cv2.getRotationMatrix2D(
+            (side / 2, side / 2), rng.uniform(0, 360), rng.uniform(*self.scale)
+        )
         out = cv2.warpAffine(canvas, matrix, (side, side), flags=cv2.INTER_NEAREST) > 0
         rows, cols = np.flatnonzero(out.any(1)), np.flatnonzero(out.any(0))
         return out[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] if len(rows) else out
@@ -288,7 +298,11 @@ class CentroidMapGenerator(MaskGenerator):
         from histo_gan.data.readers import LABEL_SUFFIXES, DataError, read_label_map
 
         folder = Path(label_maps)
-        files = sorted(p for p in folder.glob("*") if p.suffix.lower() in LABEL_SUFFIXES) if folder.is_dir() else []
+        files = (
+            sorted(p for p in folder.glob("*") if p.suffix.lower() in LABEL_SUFFIXES)
+            if folder.is_dir()
+            else []
+        )
         if not files:
             raise DataError(f"{folder}: no label maps for centroid maps")
         self.label_maps = [read_label_map(p) for p in files]
@@ -324,10 +338,15 @@ class CentroidMapGenerator(MaskGenerator):
         if rng.random() < 0.5:
             label = label[:, ::-1]
         label = np.rot90(label, int(rng.integers(4))).copy()
-        shear, scale = rng.uniform(-self.affine, self.affine), 1 + rng.uniform(-self.affine, self.affine)
+        shear, scale = (
+            rng.uniform(-self.affine, self.affine),
+            1 + rng.uniform(-self.affine, self.affine),
+        )
         matrix = np.array([[scale, shear, 0], [0, scale, 0]], np.float32)
         matrix[:, 2] = (size / 2) - matrix[:, :2] @ np.array([size / 2, size / 2], np.float32)
-        label = cv2.warpAffine(label.astype(np.float32), matrix, (size, size), flags=cv2.INTER_NEAREST).astype(np.int32)
+        label = cv2.warpAffine(
+            label.astype(np.float32), matrix, (size, size), flags=cv2.INTER_NEAREST
+        ).astype(np.int32)
         if rng.random() < self.cover_p:
             h, w = (rng.uniform(0.1, self.cover_size, 2) * size).astype(int)
             y, x = int(rng.integers(0, size - h + 1)), int(rng.integers(0, size - w + 1))

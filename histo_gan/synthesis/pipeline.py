@@ -54,7 +54,10 @@ def optical_density(rgb: np.ndarray) -> np.ndarray:
 
 
 def prepare_tile(
-    item: LabeledImage, super_segmentation: Thresholder, sub_segmentation: Thresholder, inpainter: Inpainter
+    item: LabeledImage,
+    super_segmentation: Thresholder,
+    sub_segmentation: Thresholder,
+    inpainter: Inpainter,
 ) -> PreparedTile:
     """Background, texture and nuclear colour of one real image."""
     hed = legacy_hed(item.image)
@@ -198,11 +201,15 @@ class CentroidSynthesis(Synthesis):
 
     method = "centroids"
 
-    def __init__(self, generator: CentroidMapGenerator, size: int = 256, seed: int = 0, radius: int = 2) -> None:
+    def __init__(
+        self, generator: CentroidMapGenerator, size: int = 256, seed: int = 0, radius: int = 2
+    ) -> None:
         super().__init__(size, seed)
         smallest = min(min(label.shape) for label in generator.label_maps)
         if smallest < size:
-            raise ValueError(f"real label maps are {smallest} px, smaller than the patch size {size}")
+            raise ValueError(
+                f"real label maps are {smallest} px, smaller than the patch size {size}"
+            )
         self.generator, self.radius = generator, radius
 
     def sample(self, index: int) -> tuple[np.ndarray, np.ndarray, dict]:

@@ -92,7 +92,9 @@ class PercentileThreshold(Thresholder):
 class OtsuThreshold(Thresholder):
     """Otsu's threshold of H (Hou et al. 2019), shifted by ``offset`` (negative: more pixels)."""
 
-    def __init__(self, offset: float = 0.0, smoothing_sigma: float = 1.0, dilation: int = 1) -> None:
+    def __init__(
+        self, offset: float = 0.0, smoothing_sigma: float = 1.0, dilation: int = 1
+    ) -> None:
         self.offset, self.smoothing_sigma, self.dilation = offset, smoothing_sigma, dilation
 
     def __call__(self, h: np.ndarray) -> np.ndarray:

@@ -30,7 +30,14 @@ def test_fit_logs_the_shared_metrics_and_saves_the_split(trained):
     out, _ = trained
     rows = list(csv.DictReader(open(out / "run" / "version_0" / "metrics.csv")))
     columns = set(rows[0])
-    for name in ("val/dice", "val/aji", "val/pq", "val/hausdorff", "val/aggregate/aji", "train/loss"):
+    for name in (
+        "val/dice",
+        "val/aji",
+        "val/pq",
+        "val/hausdorff",
+        "val/aggregate/aji",
+        "train/loss",
+    ):
         assert name in columns, name
     values = [float(r["val/aji"]) for r in rows if r.get("val/aji")]
     assert len(values) == 2 and all(0.0 <= v <= 1.0 for v in values)
@@ -61,8 +68,17 @@ def test_test_and_predict_and_evaluate_agree(trained, capsys):
                  "--out", str(out / "eval")]) == 2  # the other five crops have no prediction  # fmt: skip
     only = out / "gt_test"
     only.mkdir()
-    (only / f"{test_id}.png").write_bytes((bundled_sample_dir() / "labels" / f"{test_id}.png").read_bytes())
-    assert main(["evaluate", "--pred", str(predictions), "--gt", str(only), "--out", str(out / "eval")]) == 0
+    (only / f"{test_id}.png").write_bytes(
+        (bundled_sample_dir() / "labels" / f"{test_id}.png").read_bytes()
+    )
+    assert (
+        main(
+            ["evaluate", "--pred", str(predictions), "--gt", str(only), "--out", str(out / "eval")]
+        )
+        == 0
+    )
     evaluated = json.loads((out / "eval" / "metrics.json").read_text())
     for name in ("aji", "pq", "dice", "hausdorff"):
-        assert evaluated["per_image"][name] == pytest.approx(summary["per_image"][name], abs=1e-5), name
+        assert evaluated["per_image"][name] == pytest.approx(
+            summary["per_image"][name], abs=1e-5
+        ), name

@@ -33,7 +33,9 @@ def tiny_cyclegan(**kwargs) -> CycleGANModule:
 def tiny_cgan(**kwargs) -> SpectralNormCGANSegmenterModule:
     return SpectralNormCGANSegmenterModule(
         UnetGenerator(3, 3, base_channels=8, patch_size=64),
-        PatchDiscriminator(3, base_channels=8, n_layers=2, spectral_norm=True, condition_channels=3),
+        PatchDiscriminator(
+            3, base_channels=8, n_layers=2, spectral_norm=True, condition_channels=3
+        ),
         pool_size=4,
         sliding_window=SlidingWindow(64, 0.25, 8),
         **kwargs,
@@ -81,7 +83,9 @@ def test_cgan_segmenter_fits_and_tests_with_the_shared_metrics(tmp_path):
     assert (tmp_path / "lightning_logs" / "version_0" / "test_metrics_per_image.csv").exists()
 
 
-def test_cyclegan_fits_on_synthetic_masks_and_exports_pairs_that_train_the_segmenter(tmp_path, masks):
+def test_cyclegan_fits_on_synthetic_masks_and_exports_pairs_that_train_the_segmenter(
+    tmp_path, masks
+):
     module = tiny_cyclegan()
     dm = HistoDataModule(synthetic=SyntheticFolder(masks), synthetic_ratio=1.0, unpaired_real=True,
                          patch_size=64, patches_per_epoch=8, batch_size=2)  # fmt: skip
@@ -128,7 +132,9 @@ def test_checkpoint_restores_image_pools_and_spectral_norm(tmp_path, masks):
         sliding_window=SlidingWindow(64, 0.25, 8),
     )
     assert len(restored.fake_image_pool) == len(module.fake_image_pool)
-    torch.testing.assert_close(torch.stack(restored.fake_image_pool.images), torch.stack(module.fake_image_pool.images))
+    torch.testing.assert_close(
+        torch.stack(restored.fake_image_pool.images), torch.stack(module.fake_image_pool.images)
+    )
     x = torch.randn(1, 3, 64, 64)
     module.eval(), restored.eval()
     assert torch.equal(module.D_image(x), restored.D_image(x))
@@ -139,7 +145,9 @@ def test_cycle_loss_alone_reduces_reconstruction_error(tmp_path):
     real patches and masks falls at least 3x within 200 CPU steps."""
     torch.manual_seed(0)
     module = tiny_cyclegan(lambda_adversarial=0.0, lambda_identity=0.0, lr=2e-3)
-    dm = HistoDataModule(unpaired_real=True, patch_size=32, patches_per_epoch=800, batch_size=4, seed=1)
+    dm = HistoDataModule(
+        unpaired_real=True, patch_size=32, patches_per_epoch=800, batch_size=4, seed=1
+    )
     dm.setup("fit")
     held_out = next(iter(HistoDataModule(unpaired_real=True, patch_size=32, patches_per_epoch=8,
                                          batch_size=8, seed=99, augment=False).train_dataloader()))  # fmt: skip
@@ -149,7 +157,9 @@ def test_cycle_loss_alone_reduces_reconstruction_error(tmp_path):
         with torch.no_grad():
             masks = module.encoding.encode(held_out["label"])
             real = held_out["real"] * 2 - 1
-            error = (module.S(module.G(masks)) - masks).abs().mean() + (module.G(module.S(real)) - real).abs().mean()
+            error = (module.S(module.G(masks)) - masks).abs().mean() + (
+                module.G(module.S(real)) - real
+            ).abs().mean()
         module.train()
         return error.item()
 

@@ -25,7 +25,9 @@ def erode_each_nucleus(label):
 
 def drop_nuclei(label, fraction, seed=0):
     ids = np.unique(label)[1:]
-    dropped = np.random.default_rng(seed).choice(ids, int(round(fraction * len(ids))), replace=False)
+    dropped = np.random.default_rng(seed).choice(
+        ids, int(round(fraction * len(ids))), replace=False
+    )
     return np.where(np.isin(label, dropped), 0, label)
 
 
@@ -61,7 +63,9 @@ def test_dropping_ten_percent_of_nuclei(gt):
     kept_area = (dropped > 0).sum() / (gt > 0).sum()
     assert kept_area < 0.95
     assert scores["dice"] == pytest.approx(2 * kept_area / (1 + kept_area))
-    assert scores["aji"] == pytest.approx(kept_area) and scores["aji_plus"] == pytest.approx(kept_area)
+    assert scores["aji"] == pytest.approx(kept_area) and scores["aji_plus"] == pytest.approx(
+        kept_area
+    )
     assert scores["pq"] == pytest.approx(scores["dq"]) and scores["f1"] == scores["dq"]
     # GlaS object Dice: dropped nuclei score 0 on the gt side, the pred side is perfect.
     assert scores["object_dice"] == pytest.approx(0.5 * (kept_area + 1.0))

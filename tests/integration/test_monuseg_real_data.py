@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from histo_gan.data.readers import read_aperio_xml, read_image, read_label_map, rasterize_polygons
+from histo_gan.data.readers import rasterize_polygons, read_aperio_xml, read_image, read_label_map
 from histo_gan.data.sources import LabelMapFolder, MoNuSegXMLFolder
 
 pytestmark = pytest.mark.real_data

@@ -42,7 +42,10 @@ def test_same_seed_same_bytes_for_any_worker_count(tmp_path):
     assert run(tmp_path / "two", "--workers", "2") == 0
     assert digest(tmp_path / "one") == digest(tmp_path / "two")
     assert run(tmp_path / "other", "--seed", "4") == 0
-    assert digest(tmp_path / "one")["images/000000.png"] != digest(tmp_path / "other")["images/000000.png"]
+    assert (
+        digest(tmp_path / "one")["images/000000.png"]
+        != digest(tmp_path / "other")["images/000000.png"]
+    )
     dataset = SyntheticDataset(tmp_path / "one")
     assert len(dataset) == 8 and dataset[0].meta["method"] == "hou"
     assert (tmp_path / "one" / "sample_grid.png").stat().st_size > 10_000
@@ -98,7 +101,10 @@ def test_bad_input_gives_a_clear_error_and_writes_nothing(tmp_path):
     with pytest.raises(ValueError, match="smaller than the patch size 512"):
         synthesize(["--source", str(SOURCE), "--out", str(out), "--n", "4", "--size", "512"])
     assert not out.exists()
-    assert main(["synthesize", "--source", str(tmp_path / "empty"), "--out", str(out), "--n", "4"]) == 2
+    assert (
+        main(["synthesize", "--source", str(tmp_path / "empty"), "--out", str(out), "--n", "4"])
+        == 2
+    )
 
 
 def test_synthetic_dataset_trains_through_the_datamodule(tmp_path):

@@ -30,9 +30,7 @@ def synthetic_items(n=3, size=80):
         label = np.zeros((size, size), dtype=np.int32)
         label[10:20, 10:20] = k + 1
         image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-        items.append(
-            LabeledImage(image, label, f"syn{k}", "kidney", weight=0.5, is_synthetic=True)
-        )
+        items.append(LabeledImage(image, label, f"syn{k}", "kidney", weight=0.5, is_synthetic=True))
     return items
 
 
@@ -50,7 +48,11 @@ def test_batches_follow_the_contract():
     assert batch["label"].min() >= 0 and batch["label"].max() > 0
     assert batch["weight"].tolist() == [1.0] * 4 and not batch["is_synthetic"].any()
     assert len(batch["image_id"]) == 4 and set(batch["organ"]) <= {
-        "breast", "kidney", "liver", "prostate", "colon"
+        "breast",
+        "kidney",
+        "liver",
+        "prostate",
+        "colon",
     }
     assert set(batch["image_id"]) <= set(dm.split.train)
     assert "reference" not in batch and "real" not in batch

@@ -57,7 +57,9 @@ def test_unmatched_files_and_bad_maps_are_named(tmp_path):
     with pytest.raises(DataError, match=r"img1\.npy.*integer dtype"):
         evaluate_main(["--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt")])
     np.save(tmp_path / "pred" / "img1.npy", np.zeros((20, 24), np.int32))
-    with pytest.raises(DataError, match=r"img1: prediction is \(20, 24\) but ground truth is \(24, 24\)"):
+    with pytest.raises(
+        DataError, match=r"img1: prediction is \(20, 24\) but ground truth is \(24, 24\)"
+    ):
         evaluate_main(["--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt")])
     (tmp_path / "empty").mkdir()
     assert main(["evaluate", "--pred", str(tmp_path / "empty"), "--gt", str(tmp_path / "gt")]) == 2

@@ -30,11 +30,15 @@ def test_vanilla_loss_by_hand():
     # BCE(real=1) = softplus(-x); BCE(fake=0) = softplus(x)
     d = (softplus(-2) + softplus(0)) / 2 + (softplus(-1) + softplus(1)) / 2
     assert loss.discriminator_loss(REAL, FAKE).item() == pytest.approx(d, abs=1e-6)
-    assert loss.generator_loss(FAKE).item() == pytest.approx((softplus(1) + softplus(-1)) / 2, abs=1e-6)
+    assert loss.generator_loss(FAKE).item() == pytest.approx(
+        (softplus(1) + softplus(-1)) / 2, abs=1e-6
+    )
 
 
 def test_lsgan_hinge_wasserstein_by_hand():
-    assert LSGANLoss().discriminator_loss(REAL, FAKE).item() == pytest.approx((1 + 1) / 2 + (1 + 1) / 2)
+    assert LSGANLoss().discriminator_loss(REAL, FAKE).item() == pytest.approx(
+        (1 + 1) / 2 + (1 + 1) / 2
+    )
     assert LSGANLoss().generator_loss(FAKE).item() == pytest.approx((4 + 0) / 2)
     # hinge D: relu(1-2)=0, relu(1-0)=1 -> 0.5; relu(1-1)=0, relu(1+1)=2 -> 1.0
     assert HingeGANLoss().discriminator_loss(REAL, FAKE).item() == pytest.approx(1.5)
@@ -44,7 +48,10 @@ def test_lsgan_hinge_wasserstein_by_hand():
 
 def test_multiscale_logits_are_averaged_and_features_skipped():
     loss = LSGANLoss()
-    scales = [[torch.zeros(3), torch.ones(2)], [torch.zeros(3), torch.zeros(2)]]  # (features, logit)
+    scales = [
+        [torch.zeros(3), torch.ones(2)],
+        [torch.zeros(3), torch.zeros(2)],
+    ]  # (features, logit)
     # generator: scale 1 logits 1 -> 0; scale 2 logits 0 -> 1; mean 0.5
     assert loss.generator_loss(scales).item() == pytest.approx(0.5)
     assert loss.generator_loss([torch.ones(2), torch.zeros(2)]).item() == pytest.approx(0.5)
@@ -87,7 +94,9 @@ def test_gradient_penalty_of_a_nonlinear_critic_matches_autograd_by_hand():
 def test_gradient_penalty_is_float32_under_autocast():
     critic = LinearCritic(torch.tensor([1.0, 2.0]))
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        penalty = gradient_penalty(critic, torch.randn(3, 2).bfloat16(), torch.randn(3, 2).bfloat16())
+        penalty = gradient_penalty(
+            critic, torch.randn(3, 2).bfloat16(), torch.randn(3, 2).bfloat16()
+        )
     assert penalty.dtype == torch.float32
     assert penalty.item() == pytest.approx(10.0 * (math.sqrt(5) - 1) ** 2, rel=1e-6)
 

@@ -87,7 +87,9 @@ def test_init_weights_statistics():
     torch.manual_seed(0)
     g = ResnetGenerator(3, 3, base_channels=16, n_blocks=1, norm="batch")
     init_weights(g)
-    conv = [m for m in g.modules() if isinstance(m, torch.nn.Conv2d)][1]  # 16 -> 32, 3x3: 4608 weights
+    conv = [m for m in g.modules() if isinstance(m, torch.nn.Conv2d)][
+        1
+    ]  # 16 -> 32, 3x3: 4608 weights
     # 5-sigma bounds for N(0, 0.02): sd of the mean 0.02/sqrt(4608), of the std about 0.02/sqrt(2*4608)
     assert abs(conv.weight.std().item() - 0.02) < 5 * 0.02 / (2 * 4608) ** 0.5
     assert abs(conv.weight.mean().item()) < 5 * 0.02 / 4608**0.5

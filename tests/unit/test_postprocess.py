@@ -35,7 +35,9 @@ def test_touching_nuclei_separated_by_a_boundary_ridge_come_out_as_two():
     assert len(np.unique(left_side)) == 1 and len(np.unique(right_side)) == 1
     assert left_side[0] != right_side[0]
     # without the boundary channel (1-channel, plain components) they merge
-    merged = InstancePostprocessor(marker_erosion=0, min_area=5)(foreground[None].astype(np.float32))
+    merged = InstancePostprocessor(marker_erosion=0, min_area=5)(
+        foreground[None].astype(np.float32)
+    )
     assert merged.max() == 1
 
 

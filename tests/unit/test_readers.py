@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import scipy.io
 import tifffile
-import cv2
 
 from histo_gan.data.readers import (
     DataError,
+    rasterize_polygons,
     read_aperio_xml,
     read_consep_mat,
     read_image,
     read_label_map,
-    rasterize_polygons,
 )
 from histo_gan.data.sources import ConsepFolder, ImageFolder, LabelMapFolder
 

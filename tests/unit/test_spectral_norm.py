@@ -20,7 +20,10 @@ def train_a_few_steps(d, steps=30):
     opt = torch.optim.Adam(d.parameters(), lr=2e-3, betas=(0.5, 0.999))
     for _ in range(steps):
         real, fake = torch.randn(4, 3, 32, 32) + 1, torch.randn(4, 3, 32, 32) - 1
-        loss = torch.nn.functional.softplus(-d(real)).mean() + torch.nn.functional.softplus(d(fake)).mean()
+        loss = (
+            torch.nn.functional.softplus(-d(real)).mean()
+            + torch.nn.functional.softplus(d(fake)).mean()
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -55,7 +58,9 @@ def test_checkpoint_round_trip_restores_identical_outputs():
     buffer = io.BytesIO()
     torch.save(d.state_dict(), buffer)
     buffer.seek(0)
-    fresh = PatchDiscriminator(3, base_channels=8, n_layers=2, spectral_norm=True, condition_channels=1)
+    fresh = PatchDiscriminator(
+        3, base_channels=8, n_layers=2, spectral_norm=True, condition_channels=1
+    )
     fresh.load_state_dict(torch.load(buffer, weights_only=True))
     fresh.eval()
     assert torch.equal(fresh(x, c), expected)

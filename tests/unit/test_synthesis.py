@@ -42,7 +42,10 @@ def test_legacy_hed_matches_the_papers_units(crops):
 
 
 def test_super_segmentation_covers_more_dark_pixels_than_sub_segmentation(crops):
-    sup, sub = PercentileThreshold(dilation=2), PercentileThreshold(SUB_SEGMENTATION_PERCENT, dilation=0)
+    sup, sub = (
+        PercentileThreshold(dilation=2),
+        PercentileThreshold(SUB_SEGMENTATION_PERCENT, dilation=0),
+    )
     for item in crops:
         h = legacy_hed(item.image)[..., 0]
         super_mask, sub_mask = sup(h), sub(h)
@@ -150,5 +153,7 @@ def test_same_seed_is_byte_identical_and_seeds_differ(crops, synthesis):
 
 
 def test_patch_larger_than_the_tiles_is_an_error(crops):
-    with pytest.raises(ValueError, match=r"source tile is 256x256, smaller than the patch size 300"):
+    with pytest.raises(
+        ValueError, match=r"source tile is 256x256, smaller than the patch size 300"
+    ):
         InitialSynthesis(crops, RandomPolygonMasks(), size=300)

@@ -25,7 +25,13 @@ def test_round_trip_with_metadata_weights_and_large_ids(tmp_path):
             image, label = sample(k)
             if k == 2:
                 label = label * 70_000  # ids >= 2**16 go to a 32-bit TIFF
-            writer.add(f"s{k}", image, label, {"seed": 5, "source_ids": ["a"], "organ": "liver"}, weight=0.5 + k)
+            writer.add(
+                f"s{k}",
+                image,
+                label,
+                {"seed": 5, "source_ids": ["a"], "organ": "liver"},
+                weight=0.5 + k,
+            )
     dataset = SyntheticDataset(tmp_path / "ds")
     assert len(dataset) == 3 and dataset.header["method"] == "test"
     for k, item in enumerate(dataset):
