@@ -63,6 +63,21 @@ def _list_files(folder: Path, suffixes: Sequence[str], what: str) -> list[Path]:
     return files
 
 
+def _pair_by_stem(
+    images_dir: Path, labels_dir: Path, label_suffixes: Sequence[str], what: str
+) -> tuple[list[Path], list[Path]]:
+    """Images and their label files, matched by file stem; every image needs one."""
+    image_files = _list_files(images_dir, IMAGE_SUFFIXES, "images")
+    labels = {p.stem: p for p in _list_files(labels_dir, label_suffixes, f"{what}s")}
+    unmatched = [p.name for p in image_files if p.stem not in labels]
+    if unmatched:
+        raise DataError(
+            f"{labels_dir}: no {what} for {len(unmatched)} image(s) of {images_dir}, "
+            f"e.g. {unmatched[:3]}"
+        )
+    return image_files, [labels[p.stem] for p in image_files]
+
+
 class ImageSource:
     """Base of all sources: ``image_ids[i]`` and ``organs[i]`` describe image ``i``.
 
@@ -119,19 +134,10 @@ class LabelMapFolder(ImageSource):
         self, images: str | Path, labels: str | Path, organ_table: str | Path | None = None
     ) -> None:
         self.images_dir, self.labels_dir = Path(images), Path(labels)
-        image_files = _list_files(self.images_dir, IMAGE_SUFFIXES, "images")
-        label_files = {
-            p.stem: p for p in _list_files(self.labels_dir, LABEL_SUFFIXES, "label maps")
-        }
-        unmatched = [p.name for p in image_files if p.stem not in label_files]
-        if unmatched:
-            raise DataError(
-                f"{self.labels_dir}: no label map for {len(unmatched)} image(s) of "
-                f"{self.images_dir}, e.g. {unmatched[:3]}"
-            )
-        self.image_files = image_files
-        self.label_files = [label_files[p.stem] for p in image_files]
-        self.image_ids = [p.stem for p in image_files]
+        self.image_files, self.label_files = _pair_by_stem(
+            self.images_dir, self.labels_dir, LABEL_SUFFIXES, "label map"
+        )
+        self.image_ids = [p.stem for p in self.image_files]
         table = OrganTable(organ_table)
         self.organs = [table.organ_of(i) for i in self.image_ids]
 
@@ -210,15 +216,11 @@ class ConsepFolder(ImageSource):
 
     def __init__(self, images: str | Path, labels: str | Path, merge_types: bool = False) -> None:
         self.images_dir, self.labels_dir = Path(images), Path(labels)
-        image_files = _list_files(self.images_dir, IMAGE_SUFFIXES, "images")
-        mats = {p.stem: p for p in _list_files(self.labels_dir, (".mat",), ".mat label files")}
-        unmatched = [p.name for p in image_files if p.stem not in mats]
-        if unmatched:
-            raise DataError(f"{self.labels_dir}: no .mat file for images {unmatched[:3]}")
-        self.image_files = image_files
-        self.mat_files = [mats[p.stem] for p in image_files]
-        self.image_ids = [p.stem for p in image_files]
-        self.organs = ["colon"] * len(image_files)  # CoNSeP is colorectal adenocarcinoma
+        self.image_files, self.mat_files = _pair_by_stem(
+            self.images_dir, self.labels_dir, (".mat",), ".mat label file"
+        )
+        self.image_ids = [p.stem for p in self.image_files]
+        self.organs = ["colon"] * len(self.image_files)  # CoNSeP is colorectal adenocarcinoma
         self.merge_types = merge_types
 
     def load(self, index: int) -> LabeledImage:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from histo_gan.metrics.overlap import OverlapTable, check_pair, compact_ids
+from histo_gan.metrics.overlap import OverlapTable, best_pair_per_owner, check_pair, compact_ids
 
 __all__ = ["directed_distances", "hausdorff_distance", "object_hausdorff", "set_hausdorff"]
 
@@ -117,10 +117,8 @@ def object_hausdorff(gt, pred, table: OverlapTable | None = None) -> float:
         return float(best)
 
     def side(owner, other, areas, boxes, other_boxes, distance) -> float:
-        order = np.lexsort((other, -table.pair_intersection, owner))
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = owner[order][1:] != owner[order][:-1]
-        partner = {int(owner[k]): int(other[k]) for k in order[first]}
+        best = best_pair_per_owner(owner, other, table.pair_intersection)
+        partner = {int(owner[k]): int(other[k]) for k in best}
         total = 0.0
         for i in range(len(areas)):
             if i in partner:

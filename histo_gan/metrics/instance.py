@@ -25,7 +25,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from histo_gan.metrics.distance import hausdorff_distance, object_hausdorff
-from histo_gan.metrics.overlap import OverlapTable, overlap_table
+from histo_gan.metrics.overlap import OverlapTable, best_pair_per_owner, overlap_table
 
 __all__ = [
     "AGGREGATABLE",
@@ -93,16 +93,6 @@ def _ratio(numerator: float, denominator: float, both_empty: bool) -> float:
     return float(numerator) / float(denominator)
 
 
-def _aji_best_pairs(table: OverlapTable) -> np.ndarray:
-    """Index (into the pair arrays) of each gt object's best-IoU prediction (Kumar AJI)."""
-    if len(table.pair_gt) == 0:
-        return np.zeros(0, dtype=np.int64)
-    order = np.lexsort((table.pair_pred, -table.pair_iou, table.pair_gt))
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = table.pair_gt[order][1:] != table.pair_gt[order][:-1]
-    return order[first]
-
-
 def _hungarian_pairs(table: OverlapTable) -> np.ndarray:
     """Indices of the pairs chosen by maximum-IoU one-to-one assignment (IoU > 0 only)."""
     if len(table.pair_gt) == 0:
@@ -123,7 +113,7 @@ def image_stats(table: OverlapTable) -> ImageStats:
     inter, union, iou = table.pair_intersection, table.pair_union, table.pair_iou
     gt_area, pred_area = table.gt_area, table.pred_area
 
-    best = _aji_best_pairs(table)
+    best = best_pair_per_owner(table.pair_gt, table.pair_pred, table.pair_iou)
     used_pred = np.zeros(table.n_pred, dtype=bool)
     used_pred[table.pair_pred[best]] = True
     gt_matched = np.zeros(table.n_gt, dtype=bool)
@@ -194,11 +184,7 @@ def object_dice_from_table(table: OverlapTable) -> float:
     )
 
     def side(owner: np.ndarray, other: np.ndarray, area: np.ndarray) -> float:
-        # best overlap per owner object, ties to the smallest id of the other side
-        order = np.lexsort((other, -table.pair_intersection, owner))
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = owner[order][1:] != owner[order][:-1]
-        best = order[first]
+        best = best_pair_per_owner(owner, other, table.pair_intersection)
         per_object = np.zeros(len(area))
         per_object[owner[best]] = pair_dice[best]
         return float((area * per_object).sum() / area.sum())

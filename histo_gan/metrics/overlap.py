@@ -11,7 +11,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["OverlapTable", "as_label_map", "check_pair", "compact_ids", "overlap_table"]
+__all__ = [
+    "OverlapTable",
+    "as_label_map",
+    "best_pair_per_owner",
+    "check_pair",
+    "compact_ids",
+    "overlap_table",
+]
 
 # Above this many (gt, pred) cells the intersection counts come from np.unique on the
 # overlapping pixels instead of a dense bincount.
@@ -138,3 +145,17 @@ def overlap_table(gt, pred) -> OverlapTable:
         intersection.astype(np.int64),
         (int(gt.shape[0]), int(gt.shape[1])),
     )
+
+
+def best_pair_per_owner(owner: np.ndarray, other: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """For each distinct ``owner`` index, the pair (index into the arrays) of highest ``score``.
+
+    Ties go to the pair with the smallest ``other`` index (the smallest id). Owners without any
+    pair are absent from the result.
+    """
+    if len(owner) == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort((other, -score, owner))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = owner[order][1:] != owner[order][:-1]
+    return order[first]

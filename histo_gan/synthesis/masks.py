@@ -174,6 +174,21 @@ class RandomPolygonMasks(MaskGenerator):
         return drop_small(_quadrilateral_warp(canvas, rng, size, self.warp), self.min_area)
 
 
+def _read_label_maps(folder: str | Path, purpose: str) -> tuple[list[str], list[np.ndarray]]:
+    """Stems and arrays of every label map in ``folder``; an error names the folder if none."""
+    from histo_gan.data.readers import LABEL_SUFFIXES, DataError, read_label_map
+
+    folder = Path(folder)
+    files = (
+        sorted(p for p in folder.glob("*") if p.suffix.lower() in LABEL_SUFFIXES)
+        if folder.is_dir()
+        else []
+    )
+    if not files:
+        raise DataError(f"{folder}: no label maps {purpose}")
+    return [p.stem for p in files], [read_label_map(p) for p in files]
+
+
 def _shapes_from_label_maps(label_maps: Sequence[np.ndarray], min_area: int) -> list[np.ndarray]:
     shapes = []
     for label in label_maps:
@@ -224,7 +239,7 @@ class NucleusShapeDictionary(MaskGenerator):
             raise DataError(f"{folder}: no label maps to build the nucleus-shape dictionary from")
         self.shapes = _shapes_from_label_maps([read_label_map(p) for p in files], min_area)
         if not self.shapes:
-            raise DataError(f"{folder}: no whole nucleus of at least {min_area} px found")
+            raise ValueError(f"{label_maps}: no whole nucleus of at least {min_area} px found")
         self.scale, self.density, self.max_overlap = scale, density, max_overlap
         self.min_area, self.max_tries = min_area, max_tries
 
