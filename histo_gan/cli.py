@@ -89,6 +89,7 @@ def write_summary(trainer, stage: str) -> dict:
     Also written to the path in ``$HISTO_GAN_SUMMARY`` when set (the local sweep runner
     reads it). Holds every logged scalar plus the best checkpoint and its score.
     """
+    log_dir = trainer.log_dir  # a collective under DDP: every rank asks
     if not trainer.is_global_zero:
         return {}
     summary = {
@@ -102,7 +103,7 @@ def write_summary(trainer, stage: str) -> dict:
         if checkpoint.best_model_score is not None:
             summary["best_model_score"] = float(checkpoint.best_model_score)
     summary["epochs"] = trainer.current_epoch
-    targets = [Path(trainer.log_dir) / f"summary_{stage}.json"] if trainer.log_dir else []
+    targets = [Path(log_dir) / f"summary_{stage}.json"] if log_dir else []
     if os.environ.get("HISTO_GAN_SUMMARY"):
         targets.append(Path(os.environ["HISTO_GAN_SUMMARY"]))
     for path in targets:

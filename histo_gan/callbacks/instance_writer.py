@@ -49,5 +49,7 @@ class InstanceMapWriter(BasePredictionWriter):
     def write_on_batch_end(
         self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0
     ) -> None:
+        if prediction is None:  # padding of a distributed shard
+            return
         self.output_dir.mkdir(parents=True, exist_ok=True)
         write_label_map(self.output_dir / prediction["image_id"], prediction["instances"])

@@ -27,13 +27,16 @@ class MetricPlot(L.Callback):
         self.path: Path | None = None
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
+        if trainer.sanity_checking:
+            return
+        log_dir = trainer.log_dir  # a collective under DDP: every rank asks
+        if not trainer.is_global_zero:
             return
         for name in self.metrics:
             value = trainer.callback_metrics.get(name)
             if value is not None:
                 self.history[name].append((trainer.current_epoch, float(value)))
-        self._draw(Path(trainer.log_dir or trainer.default_root_dir))
+        self._draw(Path(log_dir or trainer.default_root_dir))
 
     def _draw(self, out_dir: Path) -> None:
         import matplotlib

@@ -40,7 +40,10 @@ class SampleGrid(L.Callback):
     @torch.no_grad()
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         epoch = trainer.current_epoch
-        if self._batch is None or (epoch + 1) % self.every_n_epochs or not trainer.is_global_zero:
+        if self._batch is None or (epoch + 1) % self.every_n_epochs:
+            return
+        log_dir = trainer.log_dir  # a collective under DDP: every rank asks
+        if not trainer.is_global_zero:
             return
         was_training = pl_module.training
         pl_module.eval()
@@ -48,7 +51,7 @@ class SampleGrid(L.Callback):
         pl_module.train(was_training)
         images = torch.cat([rows[name].float().cpu().clamp(0, 1) for name in rows])
         grid = make_grid(images, nrow=len(next(iter(rows.values()))), padding=2, pad_value=1.0)
-        out_dir = Path(trainer.log_dir or trainer.default_root_dir) / "samples"
+        out_dir = Path(log_dir or trainer.default_root_dir) / "samples"
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / f"epoch_{epoch:04d}.png"
         with tempfile.NamedTemporaryFile(dir=out_dir, suffix=".png", delete=False) as tmp:

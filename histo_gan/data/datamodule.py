@@ -20,12 +20,12 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
 from histo_gan.data.augment import Augmentation, HistoAugment
 from histo_gan.data.patches import (
     EpochKeySampler,
+    PaddedShardSampler,
     ReferenceMode,
     TrainPatchDataset,
     WholeImageDataset,
@@ -188,7 +188,7 @@ class HistoDataModule(L.LightningDataModule):
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             # Each image is scored exactly once across processes: the default distributed
             # sampler would pad with repeated images and count them twice in the metrics.
-            sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
+            sampler = PaddedShardSampler(dataset)
         return DataLoader(dataset, batch_size=1, sampler=sampler, num_workers=self.num_workers)
 
     def val_dataloader(self) -> DataLoader:

@@ -13,13 +13,19 @@ from typing import Literal
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from histo_gan.data.augment import Augmentation, NoAugment
 from histo_gan.data.sources import ImageSource
 from histo_gan.types import LabeledImage
 
-__all__ = ["EpochKeySampler", "TrainPatchDataset", "WholeImageDataset", "image_to_tensor"]
+__all__ = [
+    "EpochKeySampler",
+    "PaddedShardSampler",
+    "TrainPatchDataset",
+    "WholeImageDataset",
+    "image_to_tensor",
+]
 
 ReferenceMode = Literal["none", "same_image", "same_organ"]
 
@@ -178,7 +184,12 @@ class TrainPatchDataset(Dataset):
 
 
 class WholeImageDataset(Dataset):
-    """Whole images for validation, test and prediction (one per batch item)."""
+    """Whole images for validation, test and prediction (one per batch item).
+
+    Index ``i`` in ``[len, 2 * len)`` returns image ``i - len`` marked ``is_padding``: the
+    distributed sampler uses such items to give every process the same number of batches
+    (so none waits forever in a collective) while the metrics skip them.
+    """
 
     def __init__(self, images: Sequence[LabeledImage]) -> None:
         self.images = list(images)
@@ -187,12 +198,39 @@ class WholeImageDataset(Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int) -> dict:
-        item = self.images[index]
+        padding = index >= len(self.images)
+        item = self.images[index % len(self.images)]
         sample = {
             "image": image_to_tensor(item.image),
             "image_id": item.image_id,
             "organ": item.organ,
+            "is_padding": torch.tensor(padding),
         }
         if item.label is not None:
             sample["label"] = torch.from_numpy(item.label)
         return sample
+
+
+class PaddedShardSampler(DistributedSampler):
+    """Deal whole images to processes round-robin, each image exactly once.
+
+    Shards are padded to equal length with items flagged ``is_padding`` (see
+    :class:`WholeImageDataset`) instead of repeating real images, which would be scored twice.
+    """
+
+    def __init__(
+        self, dataset: WholeImageDataset, num_replicas: int | None = None, rank: int | None = None
+    ):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
+        n = len(dataset)
+        self.num_samples = -(-n // self.num_replicas) if n else 0
+        self.total_size = self.num_samples * self.num_replicas
+        self._n = n
+
+    def __iter__(self):
+        for k in range(self.num_samples):
+            index = self.rank + k * self.num_replicas
+            yield index if index < self._n else self._n + index % self._n
+
+    def __len__(self) -> int:
+        return self.num_samples

@@ -47,19 +47,31 @@ class NucleusMetrics(Metric):
         self.add_state("scores", default=[], dist_reduce_fx="cat")
         self.add_state("stats", default=[], dist_reduce_fx="cat")
 
-    def update(self, pred, gt) -> None:
+    def update(self, pred, gt, valid: bool = True) -> None:
+        """Score each (pred, gt) pair. ``valid=False`` adds placeholder rows that ``compute``
+        ignores: the padding items of a distributed shard still give every process a state to
+        synchronise."""
         pred_batch, gt_batch = _batched(pred, "pred"), _batched(gt, "gt")
         if len(pred_batch) != len(gt_batch):
             raise ValueError(f"pred has {len(pred_batch)} maps but gt has {len(gt_batch)}")
         for p, g in zip(pred_batch, gt_batch):
-            scores, stats = evaluate_pair(g, p)
-            row = torch.tensor([scores[n] for n in PER_IMAGE_METRICS], dtype=torch.float64)
-            self.scores.append(row[None].to(self.device))
-            self.stats.append(torch.from_numpy(stats.as_array())[None].to(self.device))
+            if valid:
+                scores, stats = evaluate_pair(g, p)
+                row = [scores[n] for n in PER_IMAGE_METRICS] + [1.0]
+                stats_row = torch.from_numpy(stats.as_array())
+            else:
+                row, stats_row = [0.0] * len(PER_IMAGE_METRICS) + [0.0], torch.zeros(_N_STATS)
+            self.scores.append(torch.tensor(row, dtype=torch.float64)[None].to(self.device))
+            self.stats.append(stats_row.double()[None].to(self.device))
+
+    def _valid_rows(self) -> tuple[torch.Tensor, torch.Tensor]:
+        scores = _as_matrix(self.scores, len(PER_IMAGE_METRICS) + 1)
+        stats = _as_matrix(self.stats, _N_STATS)
+        keep = scores[:, -1] > 0.5
+        return scores[keep, :-1], stats[keep]
 
     def compute(self) -> dict[str, torch.Tensor]:
-        scores = _as_matrix(self.scores, len(PER_IMAGE_METRICS))
-        stats = _as_matrix(self.stats, _N_STATS)
+        scores, stats = self._valid_rows()
         if len(scores) == 0:
             return {"num_images": torch.tensor(0.0)}
         means = scores.mean(dim=0)
@@ -72,7 +84,7 @@ class NucleusMetrics(Metric):
 
     def per_image(self) -> list[dict[str, float]]:
         """The per-image scores, in update order (of this process)."""
-        scores = _as_matrix(self.scores, len(PER_IMAGE_METRICS))
+        scores, _ = self._valid_rows()
         return [dict(zip(PER_IMAGE_METRICS, row.tolist())) for row in scores]
 
 

@@ -22,6 +22,11 @@ from histo_gan.metrics.postprocess import InstancePostprocessor
 __all__ = ["EvaluatesWholeImages", "WholeImageEvaluator"]
 
 
+def _is_padding(batch: dict) -> bool:
+    padding = batch.get("is_padding")
+    return bool(padding is not None and padding.any())
+
+
 def _gather(rows: list[dict]) -> list[dict]:
     """All processes' rows under DDP (each rank scored its share of the images)."""
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
@@ -56,8 +61,15 @@ class WholeImageEvaluator(nn.Module):
         probabilities = self.sliding_window(module, image)
         return self.postprocess(probabilities[0].float().cpu().numpy())
 
-    def update(self, stage: str, module: nn.Module, batch: dict) -> np.ndarray:
-        """Predict the batch's whole image, score it, and return the predicted label map."""
+    def update(self, stage: str, module: nn.Module, batch: dict) -> np.ndarray | None:
+        """Predict the batch's whole image, score it, and return the predicted label map.
+
+        Padding items of a distributed shard (``is_padding``) are skipped.
+        """
+        if _is_padding(batch):
+            empty = torch.zeros(1, 1, 1, dtype=torch.int32)
+            self.metrics[stage].update(empty, empty, valid=False)
+            return None
         if "label" not in batch:
             raise ValueError(f"{stage} batch of {batch['image_id']} has no label map to score")
         prediction = self.instances(module, batch["image"])
@@ -92,6 +104,7 @@ class WholeImageEvaluator(nn.Module):
         from histo_gan.evaluate import print_metric_table, write_results
 
         rows, self.rows = _gather(self.rows), []
+        log_dir = getattr(trainer, "log_dir", None)  # a collective under DDP: every rank asks
         if not rows or not getattr(trainer, "is_global_zero", True):
             return
         prefix, aggregate = f"{stage}/", f"{stage}/aggregate/"
@@ -109,7 +122,6 @@ class WholeImageEvaluator(nn.Module):
             },
         }
         print_metric_table(rows, summary, title=f"{stage} metrics per image")
-        log_dir = getattr(trainer, "log_dir", None)
         if log_dir:
             write_results(rows, summary, Path(log_dir), prefix=f"{stage}_")
 
@@ -126,15 +138,17 @@ class EvaluatesWholeImages:
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self.evaluator.update("val", self, batch)
 
+    # The values are already reduced over processes by the metric state; sync_dist=True only
+    # averages identical numbers (and tells Lightning they are global).
     def on_validation_epoch_end(self) -> None:
-        self.log_dict(self.evaluator.compute("val"))
+        self.log_dict(self.evaluator.compute("val"), sync_dist=True)
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self.evaluator.update("test", self, batch)
 
     def on_test_epoch_end(self) -> None:
         values = self.evaluator.compute("test")
-        self.log_dict(values)
+        self.log_dict(values, sync_dist=True)
         self.evaluator.report("test", self.trainer, values)
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:

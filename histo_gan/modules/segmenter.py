@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
@@ -18,6 +19,7 @@ from histo_gan.data.tiling import SlidingWindow
 from histo_gan.losses.segmentation import CrossEntropyDiceLoss
 from histo_gan.metrics.postprocess import InstancePostprocessor
 from histo_gan.modules.evaluation import EvaluatesWholeImages, WholeImageEvaluator
+from histo_gan.modules.mask_encoding import MaskEncoding
 from histo_gan.modules.targets import three_class_target
 from histo_gan.networks.segmenter import SmpUnet
 
@@ -68,6 +70,20 @@ class SegmenterModule(EvaluatesWholeImages, L.LightningModule):
         loss = self.loss(logits, target, batch.get("weight"))
         self.log("train/loss", loss, prog_bar=True, batch_size=len(logits))
         return loss
+
+    @torch.no_grad()
+    def sample_images(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Rows of the sample grid: image, target classes, predicted classes."""
+        encoding = MaskEncoding(self.boundary_width)
+        predicted = self.network(batch["image"]).argmax(dim=1)
+        as_rgb = lambda classes: encoding.to_rgb(
+            F.one_hot(classes, 3).permute(0, 3, 1, 2) * 2.0 - 1
+        )  # noqa: E731
+        return {
+            "image": batch["image"],
+            "target": as_rgb(three_class_target(batch["label"], self.boundary_width)),
+            "prediction": as_rgb(predicted),
+        }
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.network.parameters())

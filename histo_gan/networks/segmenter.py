@@ -52,6 +52,7 @@ class SmpUnet(nn.Module):
             classes=classes,
         )
         self.multiple = 2**encoder_depth
+        self._freeze_unused(in_channels)
         if encoder_weights_path is not None:
             path = Path(encoder_weights_path)
             if not path.is_file():
@@ -60,6 +61,20 @@ class SmpUnet(nn.Module):
             missing, unexpected = self.net.encoder.load_state_dict(state, strict=False)
             if len(missing) == len(self.net.encoder.state_dict()):
                 raise ValueError(f"{path}: no tensor matches the {encoder_name} encoder")
+
+    def _freeze_unused(self, in_channels: int) -> None:
+        """Stop gradients of parameters the network never uses (stages of the encoder beyond
+        ``encoder_depth``): DDP requires every trainable parameter to receive a gradient."""
+        self.net.train()
+        probe = torch.zeros(2, in_channels, 2 * self.multiple, 2 * self.multiple)
+        self.net(probe).sum().backward()
+        for parameter in self.net.parameters():
+            if parameter.grad is None:
+                parameter.requires_grad_(False)
+            parameter.grad = None
+        for module in self.net.modules():  # undo the probe's update of BatchNorm statistics
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.reset_running_stats()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] % self.multiple or x.shape[-2] % self.multiple:

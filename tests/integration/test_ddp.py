@@ -1,0 +1,57 @@
+"""Two processes (DDP on CPU, gloo) report exactly the metrics of one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+CONFIG = "conf/experiment/baseline_unet_tiny.yaml"
+# 6 crops: 1 val, 3 test images, so one of the two processes gets a padding item at test time.
+SPLIT = ["--data.split", "histo_gan.data.RandomSplit", "--data.split.val_fraction", "0.2",
+         "--data.split.test_fraction", "0.5"]  # fmt: skip
+
+
+def cli(repo_root, out, name, subcommand, *args):
+    logger = f"--trainer.logger=[{{class_path: lightning.pytorch.loggers.CSVLogger, init_args: {{save_dir: {out}, name: {name}}}}}]"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "histo_gan.cli",
+            subcommand,
+            "--config",
+            CONFIG,
+            logger,
+            *SPLIT,
+            *args,
+        ],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    if subcommand == "test":
+        return json.loads((out / name / "version_0" / "test_metrics.json").read_text())
+    return None
+
+
+@pytest.mark.slow
+def test_ddp_metrics_equal_single_process(tmp_path, repo_root):
+    checkpoint = f"--trainer.callbacks=[{{class_path: lightning.pytorch.callbacks.ModelCheckpoint, init_args: {{dirpath: {tmp_path}/ckpt, save_last: true}}}}]"
+    cli(repo_root, tmp_path, "fit", "fit", checkpoint, "--trainer.strategy=ddp", "--trainer.devices=2",
+        "--trainer.max_epochs=1", "--data.patches_per_epoch=24")  # fmt: skip
+    common = ["--trainer.callbacks=[]", "--ckpt_path", f"{tmp_path}/ckpt/last.ckpt"]
+    two = cli(
+        repo_root, tmp_path, "two", "test", *common, "--trainer.strategy=ddp", "--trainer.devices=2"
+    )
+    one = cli(repo_root, tmp_path, "one", "test", *common, "--trainer.devices=1")
+    assert one["num_images"] == two["num_images"] == 3
+    for kind in ("per_image", "aggregate"):
+        for name, value in one[kind].items():
+            assert two[kind][name] == pytest.approx(value, abs=1e-6), (kind, name)
