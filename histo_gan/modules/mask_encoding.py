@@ -64,3 +64,7 @@ class MaskEncoding:
             return unit.expand(-1, 3, -1, -1)
         interior, boundary = unit[:, 1:2], unit[:, 2:3]
         return torch.cat([interior + boundary, interior, interior], dim=1).clamp(0.0, 1.0)
+
+    def classes_to_rgb(self, classes: torch.Tensor) -> torch.Tensor:
+        """A picture of a ``(B, H, W)`` background/interior/boundary class map (see :meth:`to_rgb`)."""
+        return self.to_rgb(F.one_hot(classes.long(), 3).permute(0, 3, 1, 2).float() * 2.0 - 1.0)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
@@ -76,13 +75,11 @@ class SegmenterModule(EvaluatesWholeImages, L.LightningModule):
         """Rows of the sample grid: image, target classes, predicted classes."""
         encoding = MaskEncoding(self.boundary_width)
         predicted = self.network(batch["image"]).argmax(dim=1)
-        as_rgb = lambda classes: encoding.to_rgb(
-            F.one_hot(classes, 3).permute(0, 3, 1, 2) * 2.0 - 1
-        )  # noqa: E731
+        target = three_class_target(batch["label"], self.boundary_width)
         return {
             "image": batch["image"],
-            "target": as_rgb(three_class_target(batch["label"], self.boundary_width)),
-            "prediction": as_rgb(predicted),
+            "target": encoding.classes_to_rgb(target),
+            "prediction": encoding.classes_to_rgb(predicted),
         }
 
     def configure_optimizers(self):

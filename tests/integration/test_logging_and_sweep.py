@@ -30,9 +30,14 @@ def test_grid_expansion_and_commands(repo_root):
     command = trial_command(spec, trials[0])
     assert command[1:4] == ["-m", "histo_gan.cli", "fit"]
     assert "--model.init_args.optimizer.init_args.lr=0.001" in command
-    random_spec = {"method": "random", "parameters": {"lr": {"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-2}}}
+    random_spec = {
+        "method": "random",
+        "parameters": {"lr": {"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-2}},
+    }
     draws = [t["lr"] for t in expand_trials(random_spec, count=20, seed=0)]
-    assert all(1e-4 <= d <= 1e-2 for d in draws) and draws == [t["lr"] for t in expand_trials(random_spec, 20, 0)]
+    assert all(1e-4 <= d <= 1e-2 for d in draws) and draws == [
+        t["lr"] for t in expand_trials(random_spec, 20, 0)
+    ]
 
 
 def test_local_sweep_runs_trials_and_resumes(tmp_path, repo_root, monkeypatch, capsys):
