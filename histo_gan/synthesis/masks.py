@@ -227,17 +227,8 @@ class NucleusShapeDictionary(MaskGenerator):
         min_area: int = 20,
         max_tries: int = 400,
     ) -> None:
-        from histo_gan.data.readers import LABEL_SUFFIXES, DataError, read_label_map
-
-        folder = Path(label_maps)
-        files = (
-            sorted(p for p in folder.glob("*") if p.suffix.lower() in LABEL_SUFFIXES)
-            if folder.is_dir()
-            else []
-        )
-        if not files:
-            raise DataError(f"{folder}: no label maps to build the nucleus-shape dictionary from")
-        self.shapes = _shapes_from_label_maps([read_label_map(p) for p in files], min_area)
+        _, maps = _read_label_maps(label_maps, "to build the nucleus-shape dictionary from")
+        self.shapes = _shapes_from_label_maps(maps, min_area)
         if not self.shapes:
             raise ValueError(f"{label_maps}: no whole nucleus of at least {min_area} px found")
         self.scale, self.density, self.max_overlap = scale, density, max_overlap
@@ -310,18 +301,7 @@ class CentroidMapGenerator(MaskGenerator):
         combine_p: float = 0.3,
         min_area: int = 20,
     ) -> None:
-        from histo_gan.data.readers import LABEL_SUFFIXES, DataError, read_label_map
-
-        folder = Path(label_maps)
-        files = (
-            sorted(p for p in folder.glob("*") if p.suffix.lower() in LABEL_SUFFIXES)
-            if folder.is_dir()
-            else []
-        )
-        if not files:
-            raise DataError(f"{folder}: no label maps for centroid maps")
-        self.label_maps = [read_label_map(p) for p in files]
-        self.source_ids = [p.stem for p in files]
+        self.source_ids, self.label_maps = _read_label_maps(label_maps, "for centroid maps")
         self.affine, self.cover_p, self.cover_size = affine, cover_p, cover_size
         self.combine_p, self.min_area = combine_p, min_area
 
