@@ -18,7 +18,7 @@ from histo_gan.data.tiling import SlidingWindow
 from histo_gan.losses import ImagePool, VanillaGANLoss, gradient_penalty
 from histo_gan.metrics.postprocess import InstancePostprocessor
 from histo_gan.modules.evaluation import EvaluatesWholeImages, WholeImageEvaluator
-from histo_gan.modules.gan_steps import linear_decay, optimize
+from histo_gan.modules.gan_steps import EpochSchedulesAndPools, linear_decay, optimize
 from histo_gan.modules.mask_encoding import MaskEncoding
 from histo_gan.networks import PatchDiscriminator, UnetGenerator, init_weights
 from histo_gan.types import to_signed
@@ -26,7 +26,9 @@ from histo_gan.types import to_signed
 __all__ = ["SpectralNormCGANSegmenterModule"]
 
 
-class SpectralNormCGANSegmenterModule(EvaluatesWholeImages, L.LightningModule):
+class SpectralNormCGANSegmenterModule(
+    EvaluatesWholeImages, EpochSchedulesAndPools, L.LightningModule
+):
     """pix2pix-style segmentation GAN with a spectral-norm conditional PatchGAN.
 
     Args:
@@ -135,16 +137,8 @@ class SpectralNormCGANSegmenterModule(EvaluatesWholeImages, L.LightningModule):
             batch_size=len(image),
         )
 
-    def on_train_epoch_end(self) -> None:
-        for scheduler in self.lr_schedulers():
-            scheduler.step()
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["image_pools"] = {"pairs": self.pair_pool.state_dict()}
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if "pairs" in checkpoint.get("image_pools", {}):
-            self.pair_pool.load_state_dict(checkpoint["image_pools"]["pairs"])
+    def image_pools(self) -> dict:
+        return {"pairs": self.pair_pool}
 
     def configure_optimizers(self):
         h = self.hparams

@@ -22,7 +22,7 @@ from histo_gan.data.tiling import SlidingWindow
 from histo_gan.losses import ImagePool, VanillaGANLoss
 from histo_gan.metrics.postprocess import InstancePostprocessor
 from histo_gan.modules.evaluation import EvaluatesWholeImages, WholeImageEvaluator
-from histo_gan.modules.gan_steps import linear_decay, optimize
+from histo_gan.modules.gan_steps import EpochSchedulesAndPools, linear_decay, optimize
 from histo_gan.modules.mask_encoding import MaskEncoding
 from histo_gan.networks import PatchDiscriminator, ResnetGenerator, init_weights
 from histo_gan.types import to_signed, to_unit
@@ -30,7 +30,7 @@ from histo_gan.types import to_signed, to_unit
 __all__ = ["CycleGANModule"]
 
 
-class CycleGANModule(EvaluatesWholeImages, L.LightningModule):
+class CycleGANModule(EvaluatesWholeImages, EpochSchedulesAndPools, L.LightningModule):
     """Unpaired mask <-> H&E translation with cycle consistency and spectral-norm PatchGANs.
 
     Args:
@@ -163,21 +163,8 @@ class CycleGANModule(EvaluatesWholeImages, L.LightningModule):
             batch_size=len(masks),
         )
 
-    def on_train_epoch_end(self) -> None:
-        for scheduler in self.lr_schedulers():
-            scheduler.step()
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["image_pools"] = {
-            "fake_image": self.fake_image_pool.state_dict(),
-            "fake_mask": self.fake_mask_pool.state_dict(),
-        }
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        pools = checkpoint.get("image_pools", {})
-        if "fake_image" in pools:
-            self.fake_image_pool.load_state_dict(pools["fake_image"])
-            self.fake_mask_pool.load_state_dict(pools["fake_mask"])
+    def image_pools(self) -> dict:
+        return {"fake_image": self.fake_image_pool, "fake_mask": self.fake_mask_pool}
 
     def configure_optimizers(self):
         h = self.hparams

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import lightning as L
 import torch
 
-__all__ = ["linear_decay", "optimize"]
+__all__ = ["EpochSchedulesAndPools", "linear_decay", "optimize"]
 
 
 def optimize(module: L.LightningModule, optimizer, loss: torch.Tensor) -> None:
@@ -43,3 +43,30 @@ def linear_decay(
         return 1.0 - max(0, epoch + 1 - constant) / float(decay + 1)
 
     return [torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in optimizers]
+
+
+class EpochSchedulesAndPools:
+    """Hooks shared by the GAN modules: per-epoch learning-rate steps, and image pools that
+    survive checkpoints (a resumed run continues with the same discriminator history).
+
+    The module lists its pools in :meth:`image_pools`.
+    """
+
+    def image_pools(self) -> dict:
+        return {}
+
+    def on_train_epoch_end(self) -> None:
+        schedulers = self.lr_schedulers()
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+            scheduler.step()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["image_pools"] = {
+            name: pool.state_dict() for name, pool in self.image_pools().items()
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        saved = checkpoint.get("image_pools", {})
+        for name, pool in self.image_pools().items():
+            if name in saved:
+                pool.load_state_dict(saved[name])
