@@ -24,6 +24,9 @@ DataModule is configured for them:
   same organ as the sample (the style reference of the Hou refiners).
 - ``real``: ``float32`` ``(B, 3, H, W)`` in [0, 1], an unpaired real-tissue patch (the target
   domain of unpaired GANs), drawn independently of ``image``.
+- ``real_reference``: ``float32`` ``(B, 3, H, W)`` in [0, 1], present when both streams above
+  are: a second real patch from the same image or organ as ``real`` (the real pair <S', S> of
+  the Hou refiners' pair discriminator).
 
 Evaluation batches (:class:`EvalBatch`) hold whole images, one per batch item, with
 ``image`` ``(1, 3, H, W)`` and ``label`` ``(1, H, W)``; modules predict them tile by tile with
@@ -60,6 +63,7 @@ class TrainBatch(TypedDict, total=False):
     organ: list[str]
     reference: torch.Tensor  # optional, float32 (B, 3, H, W) in [0, 1]
     real: torch.Tensor  # optional, float32 (B, 3, H, W) in [0, 1]
+    real_reference: torch.Tensor  # optional (reference + real), float32 (B, 3, H, W) in [0, 1]
 
 
 class EvalBatch(TypedDict):

@@ -7,7 +7,10 @@
   image and label map together.
 - ``reference`` adds a real style-reference patch from the same image or organ (Hou refiners);
   ``unpaired_real`` adds an unpaired real-tissue patch (CycleGAN's target domain), drawn from
-  ``real_domain`` or, when that is not given, from the training images.
+  ``real_domain`` or, when that is not given, from the training images. With both on, each item
+  also carries ``real_reference``, a second real patch from the same image or organ (by the same
+  ``reference`` mode) as ``real``: ``<real, real_reference>`` is the real pair <S', S> of the
+  Hou refiners' pair discriminator, ``<refined image, reference>`` its fake pair <X, S>.
 - Validation and test batches are whole images (batch size 1); modules tile them with
   :class:`~histo_gan.data.tiling.SlidingWindow` and stitch the predictions back.
 - The split is saved as ``split.json`` in the run's log directory.
@@ -64,7 +67,8 @@ class HistoDataModule(L.LightningDataModule):
             1 = synthetic only).
         real_domain: images of the unpaired real stream (labels not needed).
         unpaired_real: add a ``real`` patch to every training item.
-        reference: add a ``reference`` patch: ``"same_image"``, ``"same_organ"`` or ``"none"``.
+        reference: add a ``reference`` patch: ``"same_image"``, ``"same_organ"`` or ``"none"``;
+            with ``unpaired_real`` also a ``real_reference`` patch paired with ``real``.
         patch_size: side of training patches, pixels.
         patches_per_epoch: training items per epoch (the epoch is a budget in samples).
         batch_size: training batch size (evaluation uses 1 whole image per batch).

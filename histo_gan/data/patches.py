@@ -2,8 +2,8 @@
 
 Training patches are drawn by *key*: each item index handed out by :class:`EpochKeySampler`
 is a 63-bit key that seeds everything about that patch (which image, where, which
-augmentation, which reference and unpaired real patch). The same seed therefore gives the same
-patches whatever the number of workers, and each epoch gets fresh keys.
+augmentation, which reference, unpaired real patch and real reference). The same seed therefore
+gives the same patches whatever the number of workers, and each epoch gets fresh keys.
 """
 
 from __future__ import annotations
@@ -74,6 +74,34 @@ def _random_crop(
     return item.image[y : y + size, x : x + size], label
 
 
+class _ReferencePool:
+    """Real images to draw style references from, indexed by image id and by organ."""
+
+    def __init__(self, images: Sequence[LabeledImage]) -> None:
+        self.images = list(images)
+        self.by_id = {item.image_id: i for i, item in enumerate(self.images)}
+        self.by_organ: dict[str, list[int]] = {}
+        for i, item in enumerate(self.images):
+            self.by_organ.setdefault(item.organ, []).append(i)
+
+    def crop_for(
+        self, rng: np.random.Generator, item: LabeledImage, mode: ReferenceMode, size: int
+    ) -> np.ndarray:
+        """A random ``size`` crop of the image ``item`` is (``same_image``; for a synthetic item,
+        the first of its ``meta["source_ids"]`` found here), else of an image of its organ, else
+        of any image."""
+        candidates: list[int] = []
+        if mode == "same_image":
+            sources = [item.image_id, *item.meta.get("source_ids", [])]
+            candidates = [self.by_id[s] for s in sources if s in self.by_id][:1]
+        if not candidates:  # same_organ, or the fallback when the image is not in the pool
+            candidates = self.by_organ.get(item.organ, [])
+        if not candidates:
+            candidates = list(range(len(self.images)))
+        chosen = self.images[candidates[int(rng.integers(len(candidates)))]]
+        return _random_crop(rng, chosen, size, "reference patch")[0]
+
+
 class TrainPatchDataset(Dataset):
     """Random patches of real and synthetic images, augmented, as :class:`~histo_gan.types.TrainBatch` items.
 
@@ -87,9 +115,15 @@ class TrainPatchDataset(Dataset):
         context: extra border (pixels) cropped around a patch before augmentation and removed
             after it, so elastic deformation has real pixels to pull from; shrunk where the
             image is too small.
-        reference: add a ``reference`` real patch from the same image or the same organ.
-        real_domain: images of the unpaired real stream; ``None`` adds no ``real`` key.
+        reference: add a ``reference`` real patch from the same image or the same organ as
+            the item (drawn from ``real``, or from ``real_domain`` when ``real`` is empty).
+        real_domain: images of the unpaired real stream; ``None`` adds no ``real`` key. With
+            ``reference`` on as well, each item also carries ``real_reference``: a second real
+            patch from the same image (or organ) as ``real``, drawn from ``real_domain``, so
+            that ``<real, real_reference>`` is a real pair for a pair discriminator.
         length: patches per epoch.
+
+    References are plain random crops (not augmented); ``image`` and ``real`` are augmented.
     """
 
     def __init__(
@@ -118,12 +152,8 @@ class TrainPatchDataset(Dataset):
         self.augmentation = augmentation or NoAugment()
         self.context, self.reference = context, reference
         self.real_domain = None if real_domain is None else list(real_domain)
-        pool = self.real or self.real_domain or []
-        self.reference_pool = pool
-        self.by_id = {item.image_id: i for i, item in enumerate(pool)}
-        self.by_organ: dict[str, list[int]] = {}
-        for i, item in enumerate(pool):
-            self.by_organ.setdefault(item.organ, []).append(i)
+        self.references = _ReferencePool(self.real or self.real_domain or [])
+        self.real_references = _ReferencePool(self.real_domain or [])
 
     def __len__(self) -> int:
         """Patches per epoch; items are addressed by key, not by position (see the sampler)."""
@@ -149,19 +179,6 @@ class TrainPatchDataset(Dataset):
         inner = slice(context, context + self.patch_size)
         return image[inner, inner], label[inner, inner]
 
-    def _reference_for(self, rng: np.random.Generator, item: LabeledImage) -> np.ndarray:
-        pool = self.reference_pool
-        candidates: list[int] = []
-        if self.reference == "same_image":
-            sources = [item.image_id, *item.meta.get("source_ids", [])]
-            candidates = [self.by_id[s] for s in sources if s in self.by_id][:1]
-        if not candidates:  # same_organ, or the fallback when the image is not a real one
-            candidates = self.by_organ.get(item.organ, [])
-        if not candidates:
-            candidates = list(range(len(pool)))
-        chosen = pool[candidates[int(rng.integers(len(candidates)))]]
-        return _random_crop(rng, chosen, self.patch_size, "reference patch")[0]
-
     def __getitem__(self, key: int) -> dict:
         rng = np.random.default_rng(int(key))
         item = self._draw_item(rng)
@@ -175,11 +192,16 @@ class TrainPatchDataset(Dataset):
             "organ": item.organ,
         }
         if self.reference != "none":
-            sample["reference"] = image_to_tensor(self._reference_for(rng, item))
+            reference = self.references.crop_for(rng, item, self.reference, self.patch_size)
+            sample["reference"] = image_to_tensor(reference)
         if self.real_domain is not None:
             other = self.real_domain[int(rng.integers(len(self.real_domain)))]
             real_image, _ = self._augmented_patch(rng, other)
             sample["real"] = image_to_tensor(real_image)
+            if self.reference != "none":
+                # Drawn last so that every other key keeps its patches when this one is added.
+                pair = self.real_references.crop_for(rng, other, self.reference, self.patch_size)
+                sample["real_reference"] = image_to_tensor(pair)
         return sample
 
 

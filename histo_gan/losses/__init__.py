@@ -1,4 +1,4 @@
-"""Losses: adversarial, reconstruction, gradient penalty, image pool, segmentation."""
+"""Losses: adversarial, reconstruction, gradient penalty, image pool, segmentation, importance."""
 
 from histo_gan.losses.adversarial import (
     GANLoss,
@@ -9,7 +9,13 @@ from histo_gan.losses.adversarial import (
 )
 from histo_gan.losses.gradient_penalty import gradient_penalty
 from histo_gan.losses.image_pool import ImagePool
-from histo_gan.losses.reconstruction import cycle_loss, identity_loss, l1_loss
+from histo_gan.losses.importance import importance_weights, real_probability
+from histo_gan.losses.reconstruction import (
+    cycle_loss,
+    identity_loss,
+    l1_loss,
+    refiner_regularization,
+)
 from histo_gan.losses.segmentation import CrossEntropyDiceLoss
 
 __all__ = [
@@ -23,5 +29,8 @@ __all__ = [
     "cycle_loss",
     "gradient_penalty",
     "identity_loss",
+    "importance_weights",
     "l1_loss",
+    "real_probability",
+    "refiner_regularization",
 ]

@@ -1,11 +1,13 @@
-"""Reconstruction terms of the image-translation GANs."""
+"""Reconstruction terms of the image-translation GANs and the Hou refiners."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["cycle_loss", "identity_loss", "l1_loss"]
+__all__ = ["cycle_loss", "identity_loss", "l1_loss", "refiner_regularization"]
 
 
 def l1_loss(
@@ -30,3 +32,35 @@ def identity_loss(
     """CycleGAN's identity term ``identity_weight * cycle_weight * |G(y) - y|_1``: the identity
     weight is relative to the cycle weight of the same domain."""
     return identity_weight * cycle_weight * F.l1_loss(mapped, original)
+
+
+def refiner_regularization(
+    refined: torch.Tensor,
+    initial: torch.Tensor,
+    l1_weight: float,
+    l2_weight: float,
+    reduction: Literal["mean", "sum"] = "mean",
+) -> torch.Tensor:
+    """The refiner's elastic-net term ``l1_weight * |I - X|_1 + l2_weight * |I - X|_2^2``
+    (hou2017 Eq. 3, hou2019 §4.2; the L2 term squared as in an elastic net and in the authors'
+    released code).
+
+    Args:
+        refined, initial: ``(B, C, H, W)`` images on the same scale.
+        l1_weight, l2_weight: lambda_1 and lambda_2.
+        reduction: ``mean``: both norms are means over all pixels and channels (and the batch);
+            ``sum``: sums over each sample's pixels and channels, then the batch mean, the scale
+            the released code (and so the papers' lambdas) used.
+
+    Returns:
+        A scalar tensor.
+    """
+    difference = (refined - initial).float()
+    if reduction == "mean":
+        l1, l2 = difference.abs().mean(), difference.square().mean()
+    elif reduction == "sum":
+        l1 = difference.abs().flatten(1).sum(dim=1).mean()
+        l2 = difference.square().flatten(1).sum(dim=1).mean()
+    else:
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    return l1_weight * l1 + l2_weight * l2

@@ -158,3 +158,87 @@ def test_whole_image_evaluation_and_split_saved(tmp_path):
     assert sorted(saved["train"] + saved["val"] + saved["test"]) == sorted(
         BundledSample().image_ids
     )
+
+
+def owners_of(patch, images):
+    """Ids of the images in ``images`` (id -> LabeledImage) that contain ``patch`` (3, s, s)."""
+    crop = (patch.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    return [i for i, item in images.items() if crop_found_in(crop, item.image)]
+
+
+@pytest.mark.parametrize("mode", ["same_image", "same_organ"])
+def test_real_pairs_come_from_one_image_or_organ(mode):
+    dm = HistoDataModule(
+        patch_size=32,
+        patches_per_epoch=6,
+        batch_size=6,
+        augment=False,
+        reference=mode,
+        unpaired_real=True,
+    )
+    batch = first_batch(dm)
+    assert batch["real_reference"].shape == batch["real"].shape == (6, 3, 32, 32)
+    assert batch["real_reference"].dtype == torch.float32
+    images = {item.image_id: item for item in dm._train}
+    for k in range(6):
+        real, pair = (
+            owners_of(batch["real"][k], images),
+            owners_of(batch["real_reference"][k], images),
+        )
+        assert len(real) == 1 and pair, "both halves of a real pair are crops of training images"
+        if mode == "same_image":
+            assert pair == real
+        else:
+            assert {images[i].organ for i in pair} == {images[real[0]].organ}
+    assert not torch.equal(batch["real"], batch["real_reference"])
+
+
+def test_real_pairs_are_seeded_and_independent_of_workers():
+    def pairs(seed, workers):
+        dm = HistoDataModule(
+            patch_size=32,
+            patches_per_epoch=4,
+            batch_size=4,
+            reference="same_image",
+            unpaired_real=True,
+            num_workers=workers,
+            seed=seed,
+        )
+        batch = first_batch(dm)
+        return batch["real"], batch["real_reference"], batch["reference"]
+
+    a, b, c = pairs(0, 0), pairs(0, 2), pairs(1, 0)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not torch.equal(a[1], c[1])
+
+
+def test_real_pairs_draw_from_the_real_domain():
+    """With a separate real domain, S' and S both come from it (here: the same organ)."""
+    rng = np.random.default_rng(2)
+    domain = [
+        LabeledImage(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8), None, f"r{k}", organ)
+        for k, organ in enumerate(["liver", "liver", "colon"])
+    ]
+    dataset = TrainPatchDataset(
+        real=[],
+        synthetic=InMemorySource(synthetic_items()),
+        synthetic_ratio=1.0,
+        patch_size=32,
+        augmentation=NoAugment(),
+        reference="same_organ",
+        real_domain=domain,
+        length=24,
+    )
+    images = {item.image_id: item for item in domain}
+    for key in range(24):
+        item = dataset[key]
+        real, pair = owners_of(item["real"], images), owners_of(item["real_reference"], images)
+        assert {images[i].organ for i in pair} == {images[i].organ for i in real}
+        # The synthetic items are kidney, absent from the domain: any domain image will do.
+        assert owners_of(item["reference"], images)
+    assert (
+        "real_reference"
+        not in TrainPatchDataset(
+            [], InMemorySource(synthetic_items()), 1.0, 32, real_domain=domain
+        )[0]
+    )
