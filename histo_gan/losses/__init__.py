@@ -7,9 +7,11 @@ from histo_gan.losses.adversarial import (
     VanillaGANLoss,
     WassersteinGANLoss,
 )
+from histo_gan.losses.feature_matching import FeatureMatchingLoss
 from histo_gan.losses.gradient_penalty import gradient_penalty
 from histo_gan.losses.image_pool import ImagePool
 from histo_gan.losses.importance import importance_weights, real_probability
+from histo_gan.losses.perceptual import VGGPerceptualLoss
 from histo_gan.losses.reconstruction import (
     cycle_loss,
     identity_loss,
@@ -20,10 +22,12 @@ from histo_gan.losses.segmentation import CrossEntropyDiceLoss
 
 __all__ = [
     "CrossEntropyDiceLoss",
+    "FeatureMatchingLoss",
     "GANLoss",
     "HingeGANLoss",
     "ImagePool",
     "LSGANLoss",
+    "VGGPerceptualLoss",
     "VanillaGANLoss",
     "WassersteinGANLoss",
     "cycle_loss",

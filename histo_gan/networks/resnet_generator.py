@@ -8,7 +8,57 @@ from torch import nn
 
 from histo_gan.networks.norm import NormKind, make_norm, uses_bias
 
-__all__ = ["ResnetBlock", "ResnetGenerator"]
+__all__ = [
+    "ResnetBlock",
+    "ResnetGenerator",
+    "downsampling_layers",
+    "head_layers",
+    "stem_layers",
+    "upsampling_layers",
+]
+
+
+def stem_layers(in_channels: int, out_channels: int, norm: NormKind) -> list[nn.Module]:
+    """Reflection-padded 7x7 convolution, norm, ReLU; keeps the spatial size."""
+    return [
+        nn.ReflectionPad2d(3),
+        nn.Conv2d(in_channels, out_channels, 7, bias=uses_bias(norm)),
+        make_norm(norm, out_channels),
+        nn.ReLU(inplace=True),
+    ]
+
+
+def downsampling_layers(channels: int, norm: NormKind) -> list[nn.Module]:
+    """Stride-2 3x3 convolution ``channels -> 2 * channels``, norm, ReLU; halves H and W."""
+    return [
+        nn.Conv2d(channels, channels * 2, 3, stride=2, padding=1, bias=uses_bias(norm)),
+        make_norm(norm, channels * 2),
+        nn.ReLU(inplace=True),
+    ]
+
+
+def upsampling_layers(channels: int, norm: NormKind) -> list[nn.Module]:
+    """Stride-2 transposed 3x3 convolution ``channels -> channels // 2``, norm, ReLU;
+    doubles H and W."""
+    return [
+        nn.ConvTranspose2d(
+            channels,
+            channels // 2,
+            3,
+            stride=2,
+            padding=1,
+            output_padding=1,
+            bias=uses_bias(norm),
+        ),
+        make_norm(norm, channels // 2),
+        nn.ReLU(inplace=True),
+    ]
+
+
+def head_layers(in_channels: int, out_channels: int, tanh: bool = True) -> list[nn.Module]:
+    """Reflection-padded 7x7 convolution to the output channels, then ``tanh`` if asked."""
+    layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, out_channels, 7)]
+    return layers + [nn.Tanh()] if tanh else layers
 
 
 class ResnetBlock(nn.Module):
@@ -69,34 +119,16 @@ class ResnetGenerator(nn.Module):
             raise ValueError(
                 f"output_activation must be 'tanh' or 'none', got {output_activation!r}"
             )
-        bias = uses_bias(norm)
-        layers: list[nn.Module] = [
-            nn.ReflectionPad2d(3),
-            nn.Conv2d(in_channels, base_channels, 7, bias=bias),
-            make_norm(norm, base_channels),
-            nn.ReLU(inplace=True),
-        ]
+        layers = stem_layers(in_channels, base_channels, norm)
         channels = base_channels
         for _ in range(n_downsampling):
-            layers += [
-                nn.Conv2d(channels, channels * 2, 3, stride=2, padding=1, bias=bias),
-                make_norm(norm, channels * 2),
-                nn.ReLU(inplace=True),
-            ]
+            layers += downsampling_layers(channels, norm)
             channels *= 2
         layers += [ResnetBlock(channels, norm, dropout) for _ in range(n_blocks)]
         for _ in range(n_downsampling):
-            layers += [
-                nn.ConvTranspose2d(
-                    channels, channels // 2, 3, stride=2, padding=1, output_padding=1, bias=bias
-                ),
-                make_norm(norm, channels // 2),
-                nn.ReLU(inplace=True),
-            ]
+            layers += upsampling_layers(channels, norm)
             channels //= 2
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(channels, out_channels, 7)]
-        if output_activation == "tanh":
-            layers.append(nn.Tanh())
+        layers += head_layers(channels, out_channels, tanh=output_activation == "tanh")
         self.model = nn.Sequential(*layers)
         self.multiple = 2**n_downsampling
 
