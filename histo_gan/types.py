@@ -30,20 +30,40 @@ DataModule is configured for them:
 
 Evaluation batches (:class:`EvalBatch`) hold whole images, one per batch item, with
 ``image`` ``(1, 3, H, W)`` and ``label`` ``(1, H, W)``; modules predict them tile by tile with
-:class:`histo_gan.data.tiling.SlidingWindow` so that metrics always see full images.
+:class:`histo_gan.inference.SlidingWindow` so that metrics always see full images. Under DDP a
+process's shard is padded to equal length with items flagged ``is_padding`` (``bool`` ``(1,)``);
+they are neither scored nor written.
+
+Predictions (what ``predict_step`` returns and the prediction writers consume) come in two
+kinds, chosen by the module's ``predictor``:
+
+- :class:`SegmentationPrediction`: one whole image's instance label map (written by
+  :class:`~histo_gan.callbacks.InstanceMapWriter`);
+- :class:`SynthesisPrediction`: a batch of synthetic images with the exact label maps they were
+  made from and optional importance weights (written by
+  :class:`~histo_gan.callbacks.SyntheticExport`), produced by any :class:`Synthesizer`.
+
+This module imports torch only for type checking: the numpy contracts (:class:`LabeledImage`,
+the validators) serve torch-free code such as :mod:`histo_gan.synthesis`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, runtime_checkable
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # the contracts are torch-free at run time: synthesis imports them
+    import torch
 
 __all__ = [
     "EvalBatch",
     "LabeledImage",
+    "SegmentationPrediction",
+    "SynthesisPrediction",
+    "Synthesizer",
     "TrainBatch",
     "to_signed",
     "to_unit",
@@ -66,11 +86,47 @@ class TrainBatch(TypedDict, total=False):
     real_reference: torch.Tensor  # optional (reference + real), float32 (B, 3, H, W) in [0, 1]
 
 
-class EvalBatch(TypedDict):
+class _EvalBatchRequired(TypedDict):
     image: torch.Tensor  # float32 (1, 3, H, W) in [0, 1], a whole image
-    label: torch.Tensor  # int32 (1, H, W)
     image_id: list[str]
     organ: list[str]
+    is_padding: torch.Tensor  # bool (1,): a DDP shard's filler item, never scored or written
+
+
+class EvalBatch(_EvalBatchRequired, total=False):
+    label: torch.Tensor  # int32 (1, H, W); absent for unlabeled images (predict)
+
+
+class SegmentationPrediction(TypedDict):
+    """One whole image segmented: ``instances`` is ``int32`` ``(H, W)`` (``None`` for padding)."""
+
+    image_id: str
+    instances: np.ndarray | None
+    is_padding: bool
+
+
+class _SynthesisPredictionRequired(TypedDict):
+    image: torch.Tensor  # float32 (B, 3, H, W) in [0, 1], synthetic H&E
+    label: torch.Tensor  # int32 (B, H, W), the exact label maps the images were made from
+    image_id: list[str]  # source ids, B of them
+
+
+class SynthesisPrediction(_SynthesisPredictionRequired, total=False):
+    weight: torch.Tensor  # float32 (B,) per-sample importance weight (default 1)
+    is_padding: torch.Tensor  # bool (B,): filler items of a DDP shard, not written
+
+
+@runtime_checkable
+class Synthesizer(Protocol):
+    """Anything that turns label maps into synthetic H&E: labels in, images out.
+
+    ``batch`` holds at least ``label`` (``int32`` ``(B, H, W)``) and ``image_id``; a method that
+    needs more (the Hou refiners: the initial ``image`` and a ``reference`` patch) reads it from
+    the batch. Returns a :class:`SynthesisPrediction` whose ``label`` is the input label map, so
+    exported instances are exact.
+    """
+
+    def synthesize(self, batch: Mapping[str, Any]) -> SynthesisPrediction: ...
 
 
 @dataclass

@@ -11,6 +11,8 @@ import numpy as np
 import tifffile
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from histo_gan.types import SegmentationPrediction
+
 __all__ = ["InstanceMapWriter", "write_label_map"]
 
 
@@ -36,7 +38,10 @@ def write_label_map(path: Path, label: np.ndarray) -> None:
 
 
 class InstanceMapWriter(BasePredictionWriter):
-    """Save ``{"image_id", "instances"}`` predictions as label maps in ``output_dir``.
+    """Save :class:`~histo_gan.types.SegmentationPrediction` payloads as label maps in ``output_dir``.
+
+    Padding items of a distributed shard (``is_padding``) are skipped, so every image is
+    written once, by the process that predicted it.
 
     The files are named by image id, so ``histo-gan evaluate --pred output_dir --gt <labels>``
     scores them directly.
@@ -47,9 +52,21 @@ class InstanceMapWriter(BasePredictionWriter):
         self.output_dir = Path(output_dir)
 
     def write_on_batch_end(
-        self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0
+        self,
+        trainer,
+        pl_module,
+        prediction: SegmentationPrediction,
+        batch_indices,
+        batch,
+        batch_idx,
+        dataloader_idx=0,
     ) -> None:
-        if prediction is None:  # padding of a distributed shard
+        if "instances" not in prediction:
+            raise ValueError(
+                f"InstanceMapWriter needs segmentation predictions, got keys {sorted(prediction)}: "
+                "predict with histo_gan.modules.SegmentImages"
+            )
+        if prediction["is_padding"]:
             return
         self.output_dir.mkdir(parents=True, exist_ok=True)
         write_label_map(self.output_dir / prediction["image_id"], prediction["instances"])

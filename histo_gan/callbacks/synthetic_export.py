@@ -9,14 +9,18 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from histo_gan.types import SynthesisPrediction
+
 __all__ = ["SyntheticExport"]
 
 
 class SyntheticExport(BasePredictionWriter):
-    """Save ``predict`` outputs ``{"image": (B, 3, H, W) in [0, 1], "label": (B, H, W),
-    "image_id": [...]}`` into a synthetic dataset at ``root``.
+    """Save :class:`~histo_gan.types.SynthesisPrediction` payloads (from any
+    :class:`~histo_gan.types.Synthesizer` through the ``SynthesizeImages`` predictor) into a
+    synthetic dataset at ``root``.
 
-    Each sample keeps the exact label map it was generated from; its id is
+    Each sample keeps the exact label map it was generated from and its importance weight
+    (``weight``, 1 when the synthesizer gives none; padding items are skipped); its id is
     ``<prefix><source image id>`` and its manifest entry records the source id, the
     checkpoint and the method. Samples already in the dataset are skipped, so an interrupted
     export resumes when ``predict`` is run again.
@@ -46,18 +50,36 @@ class SyntheticExport(BasePredictionWriter):
         self._writer.__enter__()
 
     def write_on_batch_end(
-        self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0
+        self,
+        trainer,
+        pl_module,
+        prediction: SynthesisPrediction,
+        batch_indices,
+        batch,
+        batch_idx,
+        dataloader_idx=0,
     ) -> None:
         assert self._writer is not None
+        if "image" not in prediction or "label" not in prediction:
+            raise ValueError(
+                f"SyntheticExport needs synthesis predictions, got keys {sorted(prediction)}: "
+                "predict with histo_gan.modules.SynthesizeImages"
+            )
         images = (prediction["image"].float().clamp(0, 1) * 255).round().to(torch.uint8)
-        for image, label, source_id in zip(images, prediction["label"], prediction["image_id"]):
+        n = len(images)
+        weights = prediction.get("weight", torch.ones(n)).reshape(n).tolist()
+        padding = prediction.get("is_padding", torch.zeros(n, dtype=torch.bool)).reshape(n).tolist()
+        for image, label, source_id, weight, is_padding in zip(
+            images, prediction["label"], prediction["image_id"], weights, padding
+        ):
             sample_id = f"{self.prefix}{source_id}"
-            if sample_id in self._writer.completed_ids:
+            if is_padding or sample_id in self._writer.completed_ids:
                 continue
             self._writer.add(
                 sample_id,
                 image.permute(1, 2, 0).cpu().numpy(),
                 label.cpu().numpy().astype(np.int32),
+                weight=float(weight),
                 meta={"source_ids": [source_id], "method": self.method},
             )
 

@@ -1,43 +1,47 @@
-"""Data layer: readers, sources, splits, augmentation, patch datasets and the DataModule."""
+"""Data layer: readers, sources, splits, augmentation, patch datasets and the DataModule.
 
-from histo_gan.data.augment import Augmentation, HistoAugment, NoAugment
-from histo_gan.data.datamodule import HistoDataModule
-from histo_gan.data.organs import OrganTable
-from histo_gan.data.readers import DataError
-from histo_gan.data.sources import (
-    BundledSample,
-    ConsepFolder,
-    GeneratedMasks,
-    ImageFolder,
-    ImageSource,
-    LabelMapFolder,
-    MoNuSegXMLFolder,
-    SyntheticFolder,
-    bundled_sample_dir,
-)
-from histo_gan.data.splits import FixedSplit, LeaveOneOrganOut, OrganSplit, RandomSplit, Split
-from histo_gan.data.tiling import SlidingWindow
+The names are loaded on first use, so that the torch-free parts (``readers``, ``sources``,
+``synthetic``, ``splits``, ``organs``) can be imported by torch-free code such as
+:mod:`histo_gan.synthesis` without pulling in Lightning through :class:`HistoDataModule`.
+"""
 
-__all__ = [
-    "Augmentation",
-    "BundledSample",
-    "ConsepFolder",
-    "DataError",
-    "FixedSplit",
-    "GeneratedMasks",
-    "HistoAugment",
-    "HistoDataModule",
-    "ImageFolder",
-    "ImageSource",
-    "LabelMapFolder",
-    "LeaveOneOrganOut",
-    "MoNuSegXMLFolder",
-    "NoAugment",
-    "OrganSplit",
-    "OrganTable",
-    "RandomSplit",
-    "SlidingWindow",
-    "Split",
-    "SyntheticFolder",
-    "bundled_sample_dir",
-]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "Augmentation": "augment",
+    "HistoAugment": "augment",
+    "NoAugment": "augment",
+    "HistoDataModule": "datamodule",
+    "OrganTable": "organs",
+    "DataError": "readers",
+    "BundledSample": "sources",
+    "ConsepFolder": "sources",
+    "GeneratedMasks": "sources",
+    "ImageFolder": "sources",
+    "ImageSource": "sources",
+    "LabelMapFolder": "sources",
+    "MoNuSegXMLFolder": "sources",
+    "SyntheticFolder": "sources",
+    "bundled_sample_dir": "sources",
+    "FixedSplit": "splits",
+    "LeaveOneOrganOut": "splits",
+    "OrganSplit": "splits",
+    "RandomSplit": "splits",
+    "Split": "splits",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'histo_gan.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"histo_gan.data.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

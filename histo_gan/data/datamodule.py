@@ -12,7 +12,7 @@
   ``reference`` mode) as ``real``: ``<real, real_reference>`` is the real pair <S', S> of the
   Hou refiners' pair discriminator, ``<refined image, reference>`` its fake pair <X, S>.
 - Validation and test batches are whole images (batch size 1); modules tile them with
-  :class:`~histo_gan.data.tiling.SlidingWindow` and stitch the predictions back.
+  :class:`~histo_gan.inference.SlidingWindow` and stitch the predictions back.
 - The split is saved as ``split.json`` in the run's log directory.
 """
 

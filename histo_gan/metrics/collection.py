@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torchmetrics import Metric, MetricCollection
 
-from histo_gan.metrics.instance import AGGREGATABLE, ImageStats, evaluate_pair, scores_from_stats
+from histo_gan.metrics.instance import AGGREGATABLE, ImageStats, evaluate_pair
+from histo_gan.metrics.summary import flatten_summary, summarise
 
 __all__ = ["PER_IMAGE_METRICS", "NucleusMetrics", "make_metric_collection"]
 
@@ -70,17 +71,18 @@ class NucleusMetrics(Metric):
         keep = scores[:, -1] > 0.5
         return scores[keep, :-1], stats[keep]
 
-    def compute(self) -> dict[str, torch.Tensor]:
+    def summary(self) -> dict:
+        """This state's summary (see :func:`histo_gan.metrics.summary.summarise`)."""
         scores, stats = self._valid_rows()
-        if len(scores) == 0:
+        rows = [dict(zip(PER_IMAGE_METRICS, row.tolist())) for row in scores]
+        image_stats = [ImageStats.from_array(row.cpu().numpy()) for row in stats]
+        return summarise(rows, image_stats)
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        flat = flatten_summary(self.summary())
+        if flat["num_images"] == 0:
             return {"num_images": torch.tensor(0.0)}
-        means = scores.mean(dim=0)
-        result = {name: means[k].float() for k, name in enumerate(PER_IMAGE_METRICS)}
-        total = ImageStats.from_array(stats.sum(dim=0).cpu().numpy())
-        for name, value in scores_from_stats(total).items():
-            result[f"aggregate/{name}"] = torch.tensor(value, dtype=torch.float32)
-        result["num_images"] = torch.tensor(float(len(scores)))
-        return result
+        return {name: torch.tensor(value, dtype=torch.float32) for name, value in flat.items()}
 
     def per_image(self) -> list[dict[str, float]]:
         """The per-image scores, in update order (of this process)."""

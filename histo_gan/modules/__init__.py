@@ -2,6 +2,22 @@
 
 from histo_gan.modules.cgan_segmenter import SpectralNormCGANSegmenterModule
 from histo_gan.modules.cyclegan import CycleGANModule
+from histo_gan.modules.evaluation import SegmentImages, SynthesizeImages
+from histo_gan.modules.phases import Phase, PhaseSchedule, Rounds
+from histo_gan.modules.schedules import ConstantRate, LinearDecay
+from histo_gan.modules.segmentation_head import SegmentationHead
 from histo_gan.modules.segmenter import SegmenterModule
 
-__all__ = ["CycleGANModule", "SegmenterModule", "SpectralNormCGANSegmenterModule"]
+__all__ = [
+    "ConstantRate",
+    "CycleGANModule",
+    "LinearDecay",
+    "Phase",
+    "PhaseSchedule",
+    "Rounds",
+    "SegmentImages",
+    "SegmentationHead",
+    "SegmenterModule",
+    "SpectralNormCGANSegmenterModule",
+    "SynthesizeImages",
+]

@@ -12,23 +12,30 @@ from __future__ import annotations
 
 import lightning as L
 import torch
+from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 
-from histo_gan.data.tiling import SlidingWindow
-from histo_gan.losses import ImagePool, VanillaGANLoss, gradient_penalty
+from histo_gan.inference.tiling import SlidingWindow
+from histo_gan.losses import ImagePool, VanillaGANLoss, gradient_penalty, l1_loss
 from histo_gan.metrics.postprocess import InstancePostprocessor
-from histo_gan.modules.evaluation import EvaluatesWholeImages, WholeImageEvaluator
-from histo_gan.modules.gan_steps import EpochSchedulesAndPools, linear_decay, optimize
+from histo_gan.modules.evaluation import (
+    EvaluationHooks,
+    Predictor,
+    Segment,
+    SegmentImages,
+    WholeImageEvaluator,
+)
+from histo_gan.modules.gan_steps import make_optimizer, optimize
 from histo_gan.modules.mask_encoding import MaskEncoding
+from histo_gan.modules.schedules import ConstantRate, LinearDecay
+from histo_gan.modules.state import CheckpointedState
 from histo_gan.networks import PatchDiscriminator, UnetGenerator, init_weights
-from histo_gan.types import to_signed
+from histo_gan.types import TrainBatch, to_signed
 
 __all__ = ["SpectralNormCGANSegmenterModule"]
 
 
-class SpectralNormCGANSegmenterModule(
-    EvaluatesWholeImages, EpochSchedulesAndPools, L.LightningModule
-):
+class SpectralNormCGANSegmenterModule(EvaluationHooks, CheckpointedState, L.LightningModule):
     """pix2pix-style segmentation GAN with a spectral-norm conditional PatchGAN.
 
     Args:
@@ -41,11 +48,14 @@ class SpectralNormCGANSegmenterModule(
         pool_size: capacity of the pool of fake (mask, image) pairs (64).
         gradient_penalty_weight: WGAN-GP weight on the discriminator (0 = off).
         discriminator_loss_scale: factor of the discriminator objective (0.5 as pix2pix).
-        lr, betas: Adam settings of both networks.
-        decay_epochs: epochs of linear learning-rate decay at the end (None: half of them).
+        generator_optimizer, discriminator_optimizer: optimizer factories (default: Adam,
+            lr 2e-4, betas (0.5, 0.999), as pix2pix).
+        lr_schedule: learning-rate schedule over the training budget (default: constant, then
+            linear decay over the second half).
         boundary_width: boundary thickness of the mask encoding; ``None`` predicts a
             single foreground channel.
         sliding_window, postprocess: whole-image evaluation.
+        predictor: what ``predict`` does (default: segment whole images).
     """
 
     def __init__(
@@ -57,12 +67,13 @@ class SpectralNormCGANSegmenterModule(
         pool_size: int = 64,
         gradient_penalty_weight: float = 0.0,
         discriminator_loss_scale: float = 0.5,
-        lr: float = 2e-4,
-        betas: tuple[float, float] = (0.5, 0.999),
-        decay_epochs: int | None = None,
+        generator_optimizer: OptimizerCallable | None = None,
+        discriminator_optimizer: OptimizerCallable | None = None,
+        lr_schedule: ConstantRate | None = None,
         boundary_width: int | None = 1,
         sliding_window: SlidingWindow | None = None,
         postprocess: InstancePostprocessor | None = None,
+        predictor: Predictor | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -73,6 +84,10 @@ class SpectralNormCGANSegmenterModule(
                 "adversarial_loss",
                 "sliding_window",
                 "postprocess",
+                "predictor",
+                "generator_optimizer",
+                "discriminator_optimizer",
+                "lr_schedule",
             ]
         )
         self.encoding = MaskEncoding(boundary_width)
@@ -85,16 +100,23 @@ class SpectralNormCGANSegmenterModule(
         init_weights(self.discriminator)
         self.adversarial = adversarial_loss or VanillaGANLoss()
         self.pair_pool = ImagePool(pool_size)
-        self.evaluator = WholeImageEvaluator(
-            sliding_window or SlidingWindow(), postprocess or InstancePostprocessor()
-        )
+        self.register_state("pair_pool", self.pair_pool)
+        self.optimizer_factories = (generator_optimizer, discriminator_optimizer)
+        self.lr_schedule = lr_schedule or LinearDecay(0.5)
+        self.evaluator = WholeImageEvaluator(sliding_window, postprocess)
+        self.predictor = predictor or SegmentImages()
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """H&E ``(B, 3, H, W)`` in [0, 1] -> mask class probabilities ``(B, C, H, W)``."""
         return self.encoding.to_probabilities(self.generator(to_signed(image)))
 
-    def training_step(self, batch: dict, batch_idx: int) -> None:
-        opt_generator, opt_discriminator = self.optimizers()
+    def segmenter(self) -> Segment:
+        return self.forward
+
+    def training_step(self, batch: TrainBatch, batch_idx: int) -> None:
+        optimizers = self.optimizers()
+        opt_generator, opt_discriminator = optimizers
+        lr_factor = self.lr_schedule.apply(optimizers, self.trainer)
         h = self.hparams
         image = to_signed(batch["image"])
         mask = self.encoding.encode(batch["label"])
@@ -102,11 +124,7 @@ class SpectralNormCGANSegmenterModule(
 
         fake = self.generator(image)
         adversarial = self.adversarial.generator_loss(self.discriminator(fake, image))
-        l1_per_sample = (fake - mask).abs().mean(dim=(1, 2, 3))
-        if weight is not None:
-            l1 = (l1_per_sample * weight).sum() / weight.sum().clamp_min(1e-12)
-        else:
-            l1 = l1_per_sample.mean()
+        l1 = l1_loss(fake, mask, weight)
         generator_loss = adversarial + h.lambda_l1 * l1
         optimize(self, opt_generator, generator_loss)
 
@@ -133,22 +151,20 @@ class SpectralNormCGANSegmenterModule(
                 "train/loss_l1": l1.detach(),
                 "train/loss_discriminator": discriminator_loss.detach(),
                 "train/gradient_penalty": penalty.detach(),
+                "train/lr_factor": lr_factor,
             },
             batch_size=len(image),
         )
 
-    def image_pools(self) -> dict:
-        return {"pairs": self.pair_pool}
-
     def configure_optimizers(self):
-        h = self.hparams
-        opt_g = torch.optim.Adam(self.generator.parameters(), lr=h.lr, betas=tuple(h.betas))
-        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=h.lr, betas=tuple(h.betas))
-        max_epochs = self.trainer.max_epochs if self.trainer.max_epochs > 0 else 1
-        return [opt_g, opt_d], linear_decay([opt_g, opt_d], max_epochs, h.decay_epochs)
+        generator_factory, discriminator_factory = self.optimizer_factories
+        return [
+            make_optimizer(generator_factory, self.generator.parameters()),
+            make_optimizer(discriminator_factory, self.discriminator.parameters()),
+        ]
 
     @torch.no_grad()
-    def sample_images(self, batch: dict) -> dict[str, torch.Tensor]:
+    def sample_images(self, batch: TrainBatch) -> dict[str, torch.Tensor]:
         """Rows of the sample grid: H&E, true mask, predicted mask."""
         predicted = self.generator(to_signed(batch["image"]))
         return {

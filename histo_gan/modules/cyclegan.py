@@ -8,29 +8,41 @@ reverse mapping segments real nuclei). Both discriminators use spectral normalis
 
 Batches come from :class:`~histo_gan.data.HistoDataModule` with ``synthetic_ratio: 1`` (masks
 in ``label``) and ``unpaired_real: true`` (real tissue in ``real``). ``predict`` turns the
-masks of a dataset into (mask, H&E) pairs; the :class:`~histo_gan.callbacks.SyntheticExport`
-callback writes them as a synthetic dataset.
+masks of a dataset into (mask, H&E) pairs (the module is a :class:`~histo_gan.types.Synthesizer`);
+the :class:`~histo_gan.callbacks.SyntheticExport` callback writes them as a synthetic dataset.
+Set ``predictor: histo_gan.modules.SegmentImages`` to segment real images with S instead.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import lightning as L
 import torch
+from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 
-from histo_gan.data.tiling import SlidingWindow
-from histo_gan.losses import ImagePool, VanillaGANLoss
+from histo_gan.inference.tiling import SlidingWindow
+from histo_gan.losses import ImagePool, VanillaGANLoss, cycle_loss, identity_loss
 from histo_gan.metrics.postprocess import InstancePostprocessor
-from histo_gan.modules.evaluation import EvaluatesWholeImages, WholeImageEvaluator
-from histo_gan.modules.gan_steps import EpochSchedulesAndPools, linear_decay, optimize
+from histo_gan.modules.evaluation import (
+    EvaluationHooks,
+    Predictor,
+    Segment,
+    SynthesizeImages,
+    WholeImageEvaluator,
+)
+from histo_gan.modules.gan_steps import make_optimizer, optimize
 from histo_gan.modules.mask_encoding import MaskEncoding
+from histo_gan.modules.schedules import ConstantRate, LinearDecay
+from histo_gan.modules.state import CheckpointedState
 from histo_gan.networks import PatchDiscriminator, ResnetGenerator, init_weights
-from histo_gan.types import to_signed, to_unit
+from histo_gan.types import SynthesisPrediction, TrainBatch, to_signed, to_unit
 
 __all__ = ["CycleGANModule"]
 
 
-class CycleGANModule(EvaluatesWholeImages, EpochSchedulesAndPools, L.LightningModule):
+class CycleGANModule(EvaluationHooks, CheckpointedState, L.LightningModule):
     """Unpaired mask <-> H&E translation with cycle consistency and spectral-norm PatchGANs.
 
     Args:
@@ -49,10 +61,14 @@ class CycleGANModule(EvaluatesWholeImages, EpochSchedulesAndPools, L.LightningMo
         pool_size: image-pool capacity of each discriminator (0 = no pool).
         discriminator_loss_scale: the discriminator objective is multiplied by this (0.5 as in
             the paper, "to give it a lower learning rate").
-        lr, betas: Adam settings of all four networks.
-        decay_epochs: epochs of linear learning-rate decay at the end (None: half of them).
+        generator_optimizer: optimizer factory of G and S together (default: Adam, lr 2e-4,
+            betas (0.5, 0.999), as in the paper).
+        discriminator_optimizer: optimizer factory of both discriminators (same default).
+        lr_schedule: learning-rate schedule over the training budget (default: constant, then
+            linear decay over the second half, as CycleGAN).
         boundary_width: boundary thickness of the mask encoding.
         sliding_window, postprocess: evaluation of S on whole real images.
+        predictor: what ``predict`` does (default: synthesize H&E from label maps with G).
     """
 
     def __init__(
@@ -68,12 +84,13 @@ class CycleGANModule(EvaluatesWholeImages, EpochSchedulesAndPools, L.LightningMo
         lambda_identity: float = 0.5,
         pool_size: int = 50,
         discriminator_loss_scale: float = 0.5,
-        lr: float = 2e-4,
-        betas: tuple[float, float] = (0.5, 0.999),
-        decay_epochs: int | None = None,
+        generator_optimizer: OptimizerCallable | None = None,
+        discriminator_optimizer: OptimizerCallable | None = None,
+        lr_schedule: ConstantRate | None = None,
         boundary_width: int = 1,
         sliding_window: SlidingWindow | None = None,
         postprocess: InstancePostprocessor | None = None,
+        predictor: Predictor | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -86,6 +103,10 @@ class CycleGANModule(EvaluatesWholeImages, EpochSchedulesAndPools, L.LightningMo
                 "adversarial_loss",
                 "sliding_window",
                 "postprocess",
+                "predictor",
+                "generator_optimizer",
+                "discriminator_optimizer",
+                "lr_schedule",
             ]
         )
         self.encoding = MaskEncoding(boundary_width)
@@ -104,42 +125,49 @@ class CycleGANModule(EvaluatesWholeImages, EpochSchedulesAndPools, L.LightningMo
         self.adversarial = adversarial_loss or VanillaGANLoss()
         self.fake_image_pool = ImagePool(pool_size)
         self.fake_mask_pool = ImagePool(pool_size)
-        self.evaluator = WholeImageEvaluator(
-            sliding_window or SlidingWindow(), postprocess or InstancePostprocessor()
-        )
+        self.register_state("fake_image_pool", self.fake_image_pool)
+        self.register_state("fake_mask_pool", self.fake_mask_pool)
+        self.optimizer_factories = (generator_optimizer, discriminator_optimizer)
+        self.lr_schedule = lr_schedule or LinearDecay(0.5)
+        self.evaluator = WholeImageEvaluator(sliding_window, postprocess)
+        self.predictor = predictor or SynthesizeImages()
 
     # -- inference -------------------------------------------------------------------------
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Real H&E ``(B, 3, H, W)`` in [0, 1] -> mask class probabilities (reverse mapping S)."""
         return self.encoding.to_probabilities(self.S(to_signed(image)))
 
-    def synthesize(self, label: torch.Tensor) -> torch.Tensor:
-        """Instance label maps ``(B, H, W)`` -> synthetic H&E ``(B, 3, H, W)`` in [0, 1]."""
-        return to_unit(self.G(self.encoding.encode(label)))
+    def segmenter(self) -> Segment:
+        return self.forward
+
+    def synthesize(self, batch: Mapping) -> SynthesisPrediction:
+        """Label maps ``(B, H, W)`` -> synthetic H&E ``(B, 3, H, W)`` in [0, 1] with G."""
+        image = to_unit(self.G(self.encoding.encode(batch["label"])))
+        return {"image": image, "label": batch["label"], "image_id": list(batch["image_id"])}
 
     # -- training --------------------------------------------------------------------------
-    def training_step(self, batch: dict, batch_idx: int) -> None:
+    def training_step(self, batch: TrainBatch, batch_idx: int) -> None:
         if "real" not in batch:
             raise ValueError("CycleGANModule needs unpaired real patches: set data.unpaired_real")
-        opt_generators, opt_discriminators = self.optimizers()
+        optimizers = self.optimizers()
+        opt_generators, opt_discriminators = optimizers
+        lr_factor = self.lr_schedule.apply(optimizers, self.trainer)
         h = self.hparams
         masks = self.encoding.encode(batch["label"])
         real = to_signed(batch["real"])
 
         fake_image, fake_mask = self.G(masks), self.S(real)
-        l1 = nn.functional.l1_loss
         adversarial = self.adversarial.generator_loss(
             self.D_image(fake_image)
         ) + self.adversarial.generator_loss(self.D_mask(fake_mask))
-        cycle = h.lambda_cycle_mask * l1(self.S(fake_image), masks) + h.lambda_cycle_image * l1(
-            self.G(fake_mask), real
+        cycle = cycle_loss(self.S(fake_image), masks, h.lambda_cycle_mask) + cycle_loss(
+            self.G(fake_mask), real, h.lambda_cycle_image
         )
         identity = torch.zeros((), device=self.device)
         if h.lambda_identity > 0:
-            identity = h.lambda_identity * (
-                h.lambda_cycle_image * l1(self.G(real), real)
-                + h.lambda_cycle_mask * l1(self.S(masks), masks)
-            )
+            identity = identity_loss(
+                self.G(real), real, h.lambda_cycle_image, h.lambda_identity
+            ) + identity_loss(self.S(masks), masks, h.lambda_cycle_mask, h.lambda_identity)
         generator_loss = h.lambda_adversarial * adversarial + cycle + identity
         optimize(self, opt_generators, generator_loss)
 
@@ -158,39 +186,22 @@ class CycleGANModule(EvaluatesWholeImages, EpochSchedulesAndPools, L.LightningMo
                 "train/loss_cycle": cycle.detach(),
                 "train/loss_identity": identity.detach(),
                 "train/loss_discriminator": discriminator_loss.detach(),
+                "train/lr_factor": lr_factor,
             },
             prog_bar=False,
             batch_size=len(masks),
         )
 
-    def image_pools(self) -> dict:
-        return {"fake_image": self.fake_image_pool, "fake_mask": self.fake_mask_pool}
-
     def configure_optimizers(self):
-        h = self.hparams
-        generators = torch.optim.Adam(
-            [*self.G.parameters(), *self.S.parameters()], lr=h.lr, betas=tuple(h.betas)
+        generator_factory, discriminator_factory = self.optimizer_factories
+        generators = make_optimizer(generator_factory, [*self.G.parameters(), *self.S.parameters()])
+        discriminators = make_optimizer(
+            discriminator_factory, [*self.D_image.parameters(), *self.D_mask.parameters()]
         )
-        discriminators = torch.optim.Adam(
-            [*self.D_image.parameters(), *self.D_mask.parameters()], lr=h.lr, betas=tuple(h.betas)
-        )
-        max_epochs = self.trainer.max_epochs if self.trainer.max_epochs > 0 else 1
-        schedulers = linear_decay([generators, discriminators], max_epochs, h.decay_epochs)
-        return [generators, discriminators], schedulers
+        return [generators, discriminators]
 
     @torch.no_grad()
-    def predict_step(self, batch: dict, batch_idx: int) -> dict:
-        """Synthetic H&E for each label map of the batch: ``{"image", "label", "image_id"}``."""
-        if "label" not in batch:
-            raise ValueError(f"predict batch {batch['image_id']} has no label map to translate")
-        return {
-            "image": self.synthesize(batch["label"]),
-            "label": batch["label"],
-            "image_id": batch["image_id"],
-        }
-
-    @torch.no_grad()
-    def sample_images(self, batch: dict) -> dict[str, torch.Tensor]:
+    def sample_images(self, batch: TrainBatch) -> dict[str, torch.Tensor]:
         """Rows of the sample grid: mask, G(mask), real tissue, S(real tissue)."""
         masks = self.encoding.encode(batch["label"])
         rows = {"mask": self.encoding.to_rgb(masks), "G(mask)": to_unit(self.G(masks))}

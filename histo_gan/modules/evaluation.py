@@ -1,28 +1,49 @@
 """The one evaluation path of every module: whole image -> tiles -> probabilities -> instances -> metrics.
 
-A module holds one :class:`WholeImageEvaluator` and calls ``update(stage, module, batch)`` from
-its validation/test steps and ``compute(stage)`` at epoch end. The module's ``forward`` maps
-``(N, 3, t, t)`` images in [0, 1] to ``(N, C, t, t)`` probabilities in the channel convention
-of the post-processor. At test time the per-image scores are also kept, printed as a table and
-written to ``<log_dir>/test_metrics_per_image.csv`` and ``test_metrics.json``.
+Composition, not inheritance of meaning:
+
+- a module *declares* which of its networks segments real H&E by returning a callable from
+  ``segmenter()`` (``(N, 3, t, t)`` images in [0, 1] -> ``(N, C, t, t)`` probabilities in the
+  post-processor's channel convention), or ``None`` when it has none (a pure synthesizer);
+- :class:`WholeImageEvaluator` is handed that callable and scores whole images with the shared
+  metrics; at test time it prints the per-image table and writes
+  ``<log_dir>/test_metrics_per_image.csv`` and ``test_metrics.json``;
+- what ``predict`` does is the module's ``predictor``, chosen by configuration:
+  :class:`SegmentImages` (instance label maps of whole images) or :class:`SynthesizeImages`
+  (synthetic H&E from label maps, through the module's :class:`~histo_gan.types.Synthesizer`).
+
+:class:`EvaluationHooks` wires these into Lightning's validation/test/predict hooks.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from histo_gan.data.tiling import SlidingWindow
+from histo_gan.inference.tiling import SlidingWindow
 from histo_gan.metrics import make_metric_collection
 from histo_gan.metrics.postprocess import InstancePostprocessor
+from histo_gan.metrics.summary import print_metric_table, unflatten_summary, write_results
+from histo_gan.types import EvalBatch, SegmentationPrediction, SynthesisPrediction, Synthesizer
 
-__all__ = ["EvaluatesWholeImages", "WholeImageEvaluator"]
+__all__ = [
+    "EvaluationHooks",
+    "Predictor",
+    "Segment",
+    "SegmentImages",
+    "SynthesizeImages",
+    "WholeImageEvaluator",
+]
+
+Segment = Callable[[torch.Tensor], torch.Tensor]
+STAGES = ("val", "test")
 
 
-def _is_padding(batch: dict) -> bool:
+def is_padding(batch: EvalBatch) -> bool:
     padding = batch.get("is_padding")
     return bool(padding is not None and padding.any())
 
@@ -37,9 +58,6 @@ def _gather(rows: list[dict]) -> list[dict]:
     return [merged[k] for k in sorted(merged)]
 
 
-STAGES = ("val", "test")
-
-
 class WholeImageEvaluator(nn.Module):
     """Shared evaluation state: a metric collection per stage and the per-image test rows.
 
@@ -48,31 +66,37 @@ class WholeImageEvaluator(nn.Module):
         postprocess: probabilities ``(C, H, W)`` -> ``int32`` instance label map ``(H, W)``.
     """
 
-    def __init__(self, sliding_window: SlidingWindow, postprocess: InstancePostprocessor) -> None:
+    def __init__(
+        self,
+        sliding_window: SlidingWindow | None = None,
+        postprocess: InstancePostprocessor | None = None,
+    ) -> None:
         super().__init__()
-        self.sliding_window, self.postprocess = sliding_window, postprocess
+        self.sliding_window = sliding_window or SlidingWindow()
+        self.postprocess = postprocess or InstancePostprocessor()
         self.metrics = nn.ModuleDict({s: make_metric_collection(f"{s}/") for s in STAGES})
         self.image_keys: dict[str, list[tuple[str, str]]] = {s: [] for s in STAGES}
         self.rows: list[dict] = []
 
     @torch.no_grad()
-    def instances(self, module: nn.Module, image: torch.Tensor) -> np.ndarray:
+    def instances(self, segment: Segment, image: torch.Tensor) -> np.ndarray:
         """Instance label map ``int32`` ``(H, W)`` of one whole image ``(1, 3, H, W)``."""
-        probabilities = self.sliding_window(module, image)
+        probabilities = self.sliding_window(segment, image)
         return self.postprocess(probabilities[0].float().cpu().numpy())
 
-    def update(self, stage: str, module: nn.Module, batch: dict) -> np.ndarray | None:
-        """Predict the batch's whole image, score it, and return the predicted label map.
+    def update(self, stage: str, segment: Segment, batch: EvalBatch) -> np.ndarray | None:
+        """Segment the batch's whole image, score it, and return the predicted label map.
 
-        Padding items of a distributed shard (``is_padding``) are skipped.
+        Padding items of a distributed shard add a placeholder that the metrics ignore (every
+        process must still take part in the metric synchronisation).
         """
-        if _is_padding(batch):
+        if is_padding(batch):
             empty = torch.zeros(1, 1, 1, dtype=torch.int32)
             self.metrics[stage].update(empty, empty, valid=False)
             return None
         if "label" not in batch:
             raise ValueError(f"{stage} batch of {batch['image_id']} has no label map to score")
-        prediction = self.instances(module, batch["image"])
+        prediction = self.instances(segment, batch["image"])
         truth = batch["label"][0].cpu()
         self.metrics[stage].update(torch.from_numpy(prediction)[None], truth[None])
         self.image_keys[stage].append((batch["image_id"][0], batch["organ"][0]))
@@ -93,63 +117,96 @@ class WholeImageEvaluator(nn.Module):
         self.image_keys[stage] = []
         return {name: torch.as_tensor(value, dtype=torch.float32) for name, value in values.items()}
 
-    def predict(self, module: nn.Module, batch: dict) -> dict:
-        return {
-            "image_id": batch["image_id"][0],
-            "instances": self.instances(module, batch["image"]),
-        }
-
     def report(self, stage: str, trainer, values: dict[str, torch.Tensor]) -> None:
         """Print the per-image table and write it next to the run's logs (rank 0 only)."""
-        from histo_gan.evaluate import print_metric_table, write_results
-
         rows, self.rows = _gather(self.rows), []
         log_dir = getattr(trainer, "log_dir", None)  # a collective under DDP: every rank asks
         if not rows or not getattr(trainer, "is_global_zero", True):
             return
-        prefix, aggregate = f"{stage}/", f"{stage}/aggregate/"
-        summary = {
-            "num_images": len(rows),
-            "per_image": {
-                k[len(prefix) :]: float(v)
-                for k, v in values.items()
-                if k.startswith(prefix)
-                and not k.startswith(aggregate)
-                and k != f"{prefix}num_images"
-            },
-            "aggregate": {
-                k[len(aggregate) :]: float(v) for k, v in values.items() if k.startswith(aggregate)
-            },
-        }
+        summary = unflatten_summary({k: float(v) for k, v in values.items()}, prefix=f"{stage}/")
         print_metric_table(rows, summary, title=f"{stage} metrics per image")
         if log_dir:
             write_results(rows, summary, Path(log_dir), prefix=f"{stage}_")
 
 
-class EvaluatesWholeImages:
-    """Validation, test and predict hooks for a LightningModule that has ``self.evaluator``.
+class Predictor:
+    """What ``predict`` does with a batch: ``predictor(module, batch) -> payload``."""
 
-    Mixed into each method's module so that every method evaluates in exactly the same way;
-    the module's ``forward`` must map images in [0, 1] to post-processor probabilities.
+    def __call__(self, module, batch: EvalBatch):
+        raise NotImplementedError
+
+
+class SegmentImages(Predictor):
+    """Whole images -> :class:`~histo_gan.types.SegmentationPrediction` with the module's
+    segmenter and evaluator (for :class:`~histo_gan.callbacks.InstanceMapWriter`)."""
+
+    def __call__(self, module, batch: EvalBatch) -> SegmentationPrediction:
+        image_id = batch["image_id"][0]
+        if is_padding(batch):
+            return {"image_id": image_id, "instances": None, "is_padding": True}
+        segment = module.segmenter()
+        if segment is None:
+            raise ValueError(
+                f"{type(module).__name__} has no segmenter: predict with SynthesizeImages"
+            )
+        instances = module.evaluator.instances(segment, batch["image"])
+        return {"image_id": image_id, "instances": instances, "is_padding": False}
+
+
+class SynthesizeImages(Predictor):
+    """Label maps -> :class:`~histo_gan.types.SynthesisPrediction` through the module's
+    :class:`~histo_gan.types.Synthesizer` (for :class:`~histo_gan.callbacks.SyntheticExport`)."""
+
+    @torch.no_grad()
+    def __call__(self, module, batch) -> SynthesisPrediction:
+        if not isinstance(module, Synthesizer):
+            raise ValueError(
+                f"{type(module).__name__} is not a Synthesizer: predict with SegmentImages"
+            )
+        if "label" not in batch:
+            raise ValueError(
+                f"predict batch {batch['image_id']} has no label map to synthesize from"
+            )
+        prediction = module.synthesize(batch)
+        if "is_padding" in batch:
+            prediction["is_padding"] = batch["is_padding"].reshape(-1).bool()
+        return prediction
+
+
+class EvaluationHooks:
+    """Validation, test and predict hooks of a LightningModule with ``evaluator``,
+    ``predictor`` and a ``segmenter()`` declaration (see the module docstring).
+
+    A module without a segmenter (``segmenter()`` returns ``None``) logs no segmentation metrics.
     """
 
     evaluator: WholeImageEvaluator
+    predictor: Predictor
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self.evaluator.update("val", self, batch)
+    def segmenter(self) -> Segment | None:
+        raise NotImplementedError(f"{type(self).__name__} must declare segmenter()")
+
+    def validation_step(self, batch: EvalBatch, batch_idx: int) -> None:
+        segment = self.segmenter()
+        if segment is not None:
+            self.evaluator.update("val", segment, batch)
 
     # The values are already reduced over processes by the metric state; sync_dist=True only
     # averages identical numbers (and tells Lightning they are global).
     def on_validation_epoch_end(self) -> None:
-        self.log_dict(self.evaluator.compute("val"), sync_dist=True)
+        if self.segmenter() is not None:
+            self.log_dict(self.evaluator.compute("val"), sync_dist=True)
 
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self.evaluator.update("test", self, batch)
+    def test_step(self, batch: EvalBatch, batch_idx: int) -> None:
+        segment = self.segmenter()
+        if segment is None:
+            raise ValueError(f"{type(self).__name__} has no segmenter to test on real images")
+        self.evaluator.update("test", segment, batch)
 
     def on_test_epoch_end(self) -> None:
         values = self.evaluator.compute("test")
         self.log_dict(values, sync_dist=True)
         self.evaluator.report("test", self.trainer, values)
 
-    def predict_step(self, batch: dict, batch_idx: int) -> dict:
-        return self.evaluator.predict(self, batch)
+    def predict_step(self, batch: EvalBatch, batch_idx: int):
+        return self.predictor(self, batch)

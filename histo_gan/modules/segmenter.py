@@ -2,9 +2,10 @@
 
 This is the "real data only" row of every comparison and the task network that the
 synthetic-data methods are judged by. The network predicts three classes per pixel
-(background / interior / boundary, see :mod:`histo_gan.modules.targets`); evaluation turns
-the probabilities into instances with the shared post-processing and scores them with the
-shared metric collection, on whole images.
+(background / interior / boundary, see :mod:`histo_gan.modules.targets`) through the shared
+:class:`~histo_gan.modules.segmentation_head.SegmentationHead`; evaluation turns the
+probabilities into instances with the shared post-processing and scores them with the shared
+metric collection, on whole images.
 """
 
 from __future__ import annotations
@@ -14,18 +15,22 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
-from histo_gan.data.tiling import SlidingWindow
-from histo_gan.losses.segmentation import CrossEntropyDiceLoss
+from histo_gan.inference.tiling import SlidingWindow
 from histo_gan.metrics.postprocess import InstancePostprocessor
-from histo_gan.modules.evaluation import EvaluatesWholeImages, WholeImageEvaluator
-from histo_gan.modules.mask_encoding import MaskEncoding
-from histo_gan.modules.targets import three_class_target
-from histo_gan.networks.segmenter import SmpUnet
+from histo_gan.modules.evaluation import (
+    EvaluationHooks,
+    Predictor,
+    Segment,
+    SegmentImages,
+    WholeImageEvaluator,
+)
+from histo_gan.modules.segmentation_head import SegmentationHead
+from histo_gan.types import TrainBatch
 
 __all__ = ["SegmenterModule"]
 
 
-class SegmenterModule(EvaluatesWholeImages, L.LightningModule):
+class SegmenterModule(EvaluationHooks, L.LightningModule):
     """Supervised nucleus segmentation with CE + Dice on interior/boundary targets.
 
     Args:
@@ -37,6 +42,7 @@ class SegmenterModule(EvaluatesWholeImages, L.LightningModule):
         lr_scheduler: optional scheduler factory.
         sliding_window: tiling of whole images at evaluation.
         postprocess: probabilities -> instance label maps.
+        predictor: what ``predict`` does (default: segment whole images).
     """
 
     def __init__(
@@ -48,42 +54,35 @@ class SegmenterModule(EvaluatesWholeImages, L.LightningModule):
         lr_scheduler: LRSchedulerCallable | None = None,
         sliding_window: SlidingWindow | None = None,
         postprocess: InstancePostprocessor | None = None,
+        predictor: Predictor | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["network", "loss", "sliding_window", "postprocess"])
-        self.network = network if network is not None else SmpUnet()
-        self.loss = loss if loss is not None else CrossEntropyDiceLoss()
-        self.boundary_width = boundary_width
-        self.optimizer_factory, self.scheduler_factory = optimizer, lr_scheduler
-        self.evaluator = WholeImageEvaluator(
-            sliding_window or SlidingWindow(), postprocess or InstancePostprocessor()
+        self.save_hyperparameters(
+            ignore=["network", "loss", "sliding_window", "postprocess", "predictor"]
         )
+        self.head = SegmentationHead(network, loss, boundary_width)
+        self.optimizer_factory, self.scheduler_factory = optimizer, lr_scheduler
+        self.evaluator = WholeImageEvaluator(sliding_window, postprocess)
+        self.predictor = predictor or SegmentImages()
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` in [0, 1] -> ``(B, 3, H, W)`` class probabilities."""
-        return self.network(image).softmax(dim=1)
+        return self.head.probabilities(image)
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        logits = self.network(batch["image"])
-        target = three_class_target(batch["label"], self.boundary_width)
-        loss = self.loss(logits, target, batch.get("weight"))
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(logits))
+    def segmenter(self) -> Segment:
+        return self.head.probabilities
+
+    def training_step(self, batch: TrainBatch, batch_idx: int) -> torch.Tensor:
+        loss = self.head.loss(batch["image"], batch["label"], batch.get("weight"))
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["image"]))
         return loss
 
-    @torch.no_grad()
-    def sample_images(self, batch: dict) -> dict[str, torch.Tensor]:
+    def sample_images(self, batch: TrainBatch) -> dict[str, torch.Tensor]:
         """Rows of the sample grid: image, target classes, predicted classes."""
-        encoding = MaskEncoding(self.boundary_width)
-        predicted = self.network(batch["image"]).argmax(dim=1)
-        target = three_class_target(batch["label"], self.boundary_width)
-        return {
-            "image": batch["image"],
-            "target": encoding.classes_to_rgb(target),
-            "prediction": encoding.classes_to_rgb(predicted),
-        }
+        return self.head.sample_rows(batch["image"], batch["label"])
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(self.network.parameters())
+        optimizer = self.optimizer_factory(self.head.parameters())
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}

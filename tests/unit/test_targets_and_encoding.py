@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from histo_gan.losses.segmentation import CrossEntropyDiceLoss
-from histo_gan.modules.gan_steps import linear_decay
 from histo_gan.modules.mask_encoding import MaskEncoding
 from histo_gan.modules.targets import instance_boundaries, three_class_target
 
@@ -69,16 +68,3 @@ def test_loss_matches_hand_computation_and_weights_shift_the_mix():
     torch.testing.assert_close(per_sample, torch.stack([ln2 + 1 / 3, ln2 + 0.5]))
     weighted = loss(logits, target, torch.tensor([3.0, 1.0]))
     torch.testing.assert_close(weighted, (3 * per_sample[0] + per_sample[1]) / 4)
-
-
-def test_linear_decay_schedule():
-    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    (scheduler,) = linear_decay([opt], max_epochs=4, decay_epochs=2)
-    rates = []
-    for _ in range(4):
-        rates.append(opt.param_groups[0]["lr"])
-        opt.step()
-        scheduler.step()
-    assert rates == pytest.approx([1.0, 1.0, 2 / 3, 1 / 3])
-    with pytest.raises(ValueError, match="decay_epochs must be in"):
-        linear_decay([opt], 4, 5)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from histo_gan.data.tiling import SlidingWindow, tile_starts
+from histo_gan.inference.tiling import SlidingWindow, tile_starts
 
 
 def test_tile_starts_cover_the_image_and_end_at_the_border():

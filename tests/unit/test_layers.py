@@ -1,0 +1,42 @@
+"""The layer rules of pyproject.toml hold, and the checker would notice a broken one."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(LINT_IMPORTS), "--no-cache"], cwd=root, capture_output=True,
+                          text=True, timeout=300, env={"PYTHONPATH": str(root), "PATH": ""})  # fmt: skip
+
+
+def test_the_layer_contracts_hold(repo_root):
+    result = lint_imports(repo_root)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "0 broken" in result.stdout
+
+
+def test_a_forbidden_import_breaks_the_contracts(repo_root, tmp_path):
+    shutil.copytree(repo_root / "histo_gan", tmp_path / "histo_gan",
+                    ignore=shutil.ignore_patterns("__pycache__", "sample_data"))  # fmt: skip
+    shutil.copy(repo_root / "pyproject.toml", tmp_path / "pyproject.toml")
+    leak = tmp_path / "histo_gan" / "networks" / "leak.py"
+    leak.write_text("from histo_gan.data.datamodule import HistoDataModule\n")
+    result = lint_imports(tmp_path)
+    assert result.returncode != 0
+    assert "networks and losses are pure torch BROKEN" in result.stdout
+
+
+def test_importing_synthesis_and_the_contracts_loads_no_torch():
+    code = ("import sys, histo_gan.synthesis, histo_gan.synthesis.cli, histo_gan.types; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lightning')))")  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
