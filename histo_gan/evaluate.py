@@ -26,7 +26,16 @@ __all__ = ["evaluate_pairs", "main"]
 def _label_files(folder: Path, what: str) -> dict[str, Path]:
     if not folder.is_dir():
         raise DataError(f"{folder}: {what} folder does not exist")
-    files = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in LABEL_SUFFIXES}
+    files: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() not in LABEL_SUFFIXES:
+            continue
+        if path.stem in files:
+            raise DataError(
+                f"{folder}: {files[path.stem].name} and {path.name} are both {what} maps for "
+                f"{path.stem!r}; keep one of them"
+            )
+        files[path.stem] = path
     if not files:
         raise DataError(f"{folder}: no label maps found ({', '.join(LABEL_SUFFIXES)})")
     return files

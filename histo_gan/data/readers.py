@@ -51,9 +51,19 @@ def _read_raster(path: Path) -> np.ndarray:
     suffix = path.suffix.lower()
     try:
         if suffix in (".tif", ".tiff"):
+            import logging
+
             import tifffile
 
-            array = tifffile.imread(path)
+            # tifffile logs and returns an empty array for a file cut before its directory
+            logger = logging.getLogger("tifffile")
+            level, logger.level = logger.level, logging.CRITICAL
+            try:
+                array = tifffile.imread(path)
+            finally:
+                logger.setLevel(level)
+            if np.asarray(array).size == 0:
+                raise DataError(f"{path}: could not decode the file as an image (truncated?)")
         else:
             import cv2
 
@@ -68,7 +78,7 @@ def _read_raster(path: Path) -> np.ndarray:
         raise
     except Exception as error:  # decoders raise many types; all mean "unreadable"
         raise DataError(
-            f"{path}: unreadable image file ({type(error).__name__}: {error})"
+            f"{path}: could not decode the file as an image ({type(error).__name__}: {error})"
         ) from error
     return np.asarray(array)
 
@@ -192,18 +202,22 @@ def read_aperio_xml(path: str | Path) -> list[np.ndarray]:
     except ET.ParseError as error:
         raise DataError(f"{path}: not a valid XML file ({error})") from error
     polygons: list[np.ndarray] = []
-    degenerate = 0
-    regions = root.iter("Region")
-    for region in regions:
-        vertices = [
-            (float(v.attrib["X"]), float(v.attrib["Y"]))
-            for v in region.iter("Vertex")
-            if "X" in v.attrib and "Y" in v.attrib
-        ]
+    degenerate, non_finite = 0, []
+    for number, region in enumerate(root.iter("Region"), start=1):
+        vertices = _region_vertices(path, number, region)
         if len(vertices) < 3:
             degenerate += 1
-            continue
-        polygons.append(np.asarray(vertices, dtype=np.float64))
+        elif not np.isfinite(vertices).all():
+            non_finite.append(number)
+        else:
+            polygons.append(vertices)
+    if non_finite:
+        warnings.warn(
+            f"{path}: skipped {len(non_finite)} region(s) with non-finite (NaN/inf) vertices "
+            f"(regions {non_finite[:5]}, counted from 1)",
+            UserWarning,
+            stacklevel=2,
+        )
     if not polygons:
         raise DataError(
             f"{path}: no annotated regions with 3 or more vertices "
@@ -216,6 +230,22 @@ def read_aperio_xml(path: str | Path) -> list[np.ndarray]:
             stacklevel=2,
         )
     return polygons
+
+
+def _region_vertices(path: Path, number: int, region: ET.Element) -> np.ndarray:
+    """``(N, 2)`` ``(x, y)`` of a ``<Region>``; a non-numeric coordinate names file and region."""
+    vertices = []
+    for vertex in region.iter("Vertex"):
+        if "X" not in vertex.attrib or "Y" not in vertex.attrib:
+            continue
+        try:
+            vertices.append((float(vertex.attrib["X"]), float(vertex.attrib["Y"])))
+        except ValueError:
+            raise DataError(
+                f"{path}: region {number} (Id {region.get('Id', '?')}) has a non-numeric vertex "
+                f"X={vertex.attrib['X']!r} Y={vertex.attrib['Y']!r}"
+            ) from None
+    return np.asarray(vertices, dtype=np.float64).reshape(-1, 2)
 
 
 def rasterize_polygons(

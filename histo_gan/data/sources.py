@@ -60,6 +60,14 @@ def _list_files(folder: Path, suffixes: Sequence[str], what: str) -> list[Path]:
         raise DataError(
             f"{folder}: no {what} found (looked for files ending in {', '.join(suffixes)})"
         )
+    by_stem: dict[str, Path] = {}
+    for path in files:  # the stem is the image id: two files must not share one
+        if path.stem in by_stem:
+            raise DataError(
+                f"{folder}: {by_stem[path.stem].name} and {path.name} have the same name "
+                f"{path.stem!r}; keep one of them"
+            )
+        by_stem[path.stem] = path
     return files
 
 
@@ -272,12 +280,20 @@ class ImageFolder(ImageSource):
 
 
 class SyntheticFolder(ImageSource):
-    """A synthetic dataset written by histo-gan (see :mod:`histo_gan.data.synthetic`)."""
+    """A synthetic dataset written by histo-gan (see :mod:`histo_gan.data.synthetic`).
 
-    def __init__(self, root: str | Path) -> None:
-        from histo_gan.data.synthetic import SyntheticDataset
+    Args:
+        root: the dataset folder.
+        repair: repair a damaged dataset in place first (drops the damaged samples) instead
+            of refusing it.
+    """
 
-        self.dataset = SyntheticDataset(root)
+    def __init__(self, root: str | Path, repair: bool = False) -> None:
+        from histo_gan.data import synthetic
+
+        if repair:
+            synthetic.repair(root)
+        self.dataset = synthetic.SyntheticDataset(root)
         self.image_ids = [str(entry["id"]) for entry in self.dataset.manifest]
         self.organs = [str(entry.get("organ", "unknown")) for entry in self.dataset.manifest]
 

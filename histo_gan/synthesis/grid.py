@@ -43,7 +43,8 @@ def write_sample_grid(path: Path, images, labels, columns: int = 4) -> Path:
     ok, data = cv2.imencode(".png", grid)
     if not ok:
         raise OSError(f"{path}: could not encode the sample grid")
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as f:
+    # the dataset writer's clean-up removes ".tmp-" files that a killed run leaves behind
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".tmp-", delete=False) as f:
         f.write(data.tobytes())
     os.replace(f.name, path)
     return path

@@ -28,13 +28,13 @@ def digest(root: Path) -> dict[str, str]:
     return {
         str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name != "sample_grid.png"
+        if p.is_file()
     }
 
 
-def run(out, *extra, n=8, method="hou"):
+def run(out, *extra, n=8, method="hou", size=64, seed=3):
     return main(["synthesize", "--source", str(SOURCE), "--out", str(out), "--n", str(n),
-                 "--size", "64", "--method", method, "--seed", "3", *extra])  # fmt: skip
+                 "--size", str(size), "--method", method, "--seed", str(seed), *extra])  # fmt: skip
 
 
 def test_same_seed_same_bytes_for_any_worker_count(tmp_path):
@@ -118,3 +118,78 @@ def test_synthetic_dataset_trains_through_the_datamodule(tmp_path):
     assert batch["is_synthetic"].all() and batch["image"].shape == (6, 3, 64, 64)
     assert all(i.isdigit() for i in batch["image_id"])
     assert np.isin(batch["label"].unique().numpy(), np.arange(0, 200)).all()
+
+
+def test_rerun_with_other_arguments_refuses_unless_asked_to_overwrite_or_extend(tmp_path, capsys):
+    out = tmp_path / "syn"
+    assert run(out, n=6, size=64, seed=0) == 0
+    before = digest(out)
+    assert run(out, n=8, size=96, seed=1) == 2
+    error = capsys.readouterr().err
+    assert "--size 64 (now 96)" in error and "--seed 0 (now 1)" in error
+    assert "--n 6 (now 8)" in error and "--overwrite" in error
+    assert digest(out) == before  # nothing appended
+    assert run(out, n=8, seed=0) == 2  # only --n grew: --extend is offered
+    assert "--extend" in capsys.readouterr().err
+    assert run(out, "--extend", n=8, seed=0) == 0
+    assert run(tmp_path / "direct", n=8, seed=0) == 0
+    assert digest(out) == digest(tmp_path / "direct")  # extending == making 8 at once
+    assert run(out, "--extend", n=9, seed=2) == 2  # extend never changes the seed
+    assert run(out, "--overwrite", n=5, size=96, seed=1) == 0
+    dataset = SyntheticDataset(out)
+    assert len(dataset) == 5 and dataset[4].image.shape == (96, 96, 3)
+    assert (dataset.header["n"], dataset.header["size"], dataset.header["seed"]) == (5, 96, 1)
+    assert "5 samples (hou, seed 1)" in capsys.readouterr().out
+
+
+def test_changed_source_files_are_a_different_dataset(tmp_path, capsys):
+    source = tmp_path / "source"
+    shutil.copytree(SOURCE, source)
+    out = tmp_path / "syn"
+    command = ["synthesize", "--source", str(source), "--out", str(out), "--n", "2", "--size", "64"]
+    assert main(command) == 0
+    first = sorted(source.iterdir())[0]
+    first.write_bytes(sorted(SOURCE.iterdir())[1].read_bytes())
+    assert main(command) == 2
+    assert f"--source: {first.name} changed" in capsys.readouterr().err
+
+
+def test_a_second_synthesize_on_one_output_is_refused_at_once(tmp_path, capsys):
+    out = tmp_path / "syn"
+    command = [sys.executable, "-m", "histo_gan.synthesis.cli", "--source", str(SOURCE),
+               "--out", str(out), "--n", "5000", "--size", "64"]  # fmt: skip
+    first = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.time() + 60
+        while not (out / "manifest.jsonl").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        started = time.time()
+        assert run(out, n=5000) == 2
+        assert time.time() - started < 5
+        error = capsys.readouterr().err
+        assert f"another writer holds the dataset (pid {first.pid} on " in error
+    finally:
+        first.kill()
+        first.wait()
+    assert run(out, n=20) == 2  # the killed run's arguments are recorded: n differs
+    assert run(out, "--overwrite", n=20) == 0  # its lock is taken over
+    assert len(SyntheticDataset(out)) == 20 and not (out / ".lock").exists()
+
+
+def test_size_below_the_useful_minimum_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"--size 16 is below the minimum of 32"):
+        synthesize(["--source", str(SOURCE), "--out", str(tmp_path / "o"), "--n", "4",
+                    "--size", "16"])  # fmt: skip
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_unwritable_output_is_one_line(tmp_path, capsys, monkeypatch):
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    assert run(tmp_path / "ro") == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "ro: cannot write the dataset here" in error

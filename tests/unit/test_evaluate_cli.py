@@ -63,3 +63,10 @@ def test_unmatched_files_and_bad_maps_are_named(tmp_path):
         evaluate_main(["--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt")])
     (tmp_path / "empty").mkdir()
     assert main(["evaluate", "--pred", str(tmp_path / "empty"), "--gt", str(tmp_path / "gt")]) == 2
+
+
+def test_two_predictions_for_one_image_are_refused_naming_both(tmp_path):
+    truths = make_maps(tmp_path)
+    write_label_map(tmp_path / "pred" / "img1", truths["img1"][1])  # img1.png beside img1.npy
+    with pytest.raises(DataError, match=r"pred: img1\.npy and img1\.png are both"):
+        evaluate_main(["--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt")])

@@ -156,3 +156,43 @@ def test_consep_mat_with_type_merge(tmp_path, rgb):
     scipy.io.savemat(tmp_path / "bad.mat", {"type_map": types})
     with pytest.raises(DataError, match=r"bad\.mat.*no 'inst_map'"):
         read_consep_mat(tmp_path / "bad.mat")
+
+
+def test_non_numeric_xml_vertex_names_the_file_and_region(tmp_path):
+    square = region((1, 1), (5, 1), (5, 5), (1, 5))
+    bad = '<Region Id="7"><Vertices><Vertex X="1" Y="1"/><Vertex X="4,5" Y="2"/>'
+    bad += '<Vertex X="3" Y="3"/></Vertices></Region>'
+    (tmp_path / "a.xml").write_text(XML_TEMPLATE.format(square + bad))
+    with pytest.raises(DataError, match=r"a\.xml: region 2 \(Id 7\).*'4,5'"):
+        read_aperio_xml(tmp_path / "a.xml")
+
+
+def test_nan_vertices_drop_the_region_with_a_counting_warning(tmp_path):
+    square = region((1, 1), (5, 1), (5, 5), (1, 5))
+    nan = region((1, 1), ("nan", 1), (5, 5))
+    inf = region((1, 1), (2, "inf"), (5, 5))
+    (tmp_path / "a.xml").write_text(XML_TEMPLATE.format(square + nan + inf))
+    with pytest.warns(UserWarning, match=r"a\.xml: skipped 2 region\(s\) with non-finite"):
+        polygons = read_aperio_xml(tmp_path / "a.xml")
+    assert len(polygons) == 1 and np.isfinite(polygons[0]).all()
+
+
+def test_truncated_tiff_says_it_could_not_be_decoded(tmp_path, rgb):
+    tifffile.imwrite(tmp_path / "t.tif", rgb, compression="lzw")
+    data = (tmp_path / "t.tif").read_bytes()
+    # cut after the header (what a cut MoNuSeg TIFF, whose directory is at the end, looks like)
+    for cut in (8, len(data) // 3):
+        (tmp_path / "t.tif").write_bytes(data[:cut])
+        with pytest.raises(DataError, match=r"t\.tif: could not decode the file as an image"):
+            read_image(tmp_path / "t.tif")
+
+
+def test_same_stem_with_two_suffixes_names_both_files(tmp_path, rgb):
+    (tmp_path / "img").mkdir(), (tmp_path / "lab").mkdir()
+    write_png(tmp_path / "img" / "x.png", rgb)
+    tifffile.imwrite(tmp_path / "img" / "x.tif", rgb)
+    write_png(tmp_path / "lab" / "x.png", np.zeros((16, 20), dtype=np.uint16))
+    with pytest.raises(DataError, match=r"img: x\.png and x\.tif have the same name"):
+        ImageFolder(tmp_path / "img")
+    with pytest.raises(DataError, match=r"x\.png and x\.tif have the same name"):
+        LabelMapFolder(tmp_path / "img", tmp_path / "lab")
