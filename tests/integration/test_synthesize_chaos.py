@@ -17,7 +17,7 @@ from histo_gan.data.sources import bundled_sample_dir
 SOURCE = bundled_sample_dir() / "images"
 REPO = Path(__file__).resolve().parents[2]
 N, SIZE, SEED = 80, 64, 5
-KILLS = 12
+KILLS = 10
 
 
 def command(out: Path) -> list[str]:
