@@ -3,7 +3,10 @@
 from histo_gan.modules.cgan_segmenter import SpectralNormCGANSegmenterModule
 from histo_gan.modules.cyclegan import CycleGANModule
 from histo_gan.modules.evaluation import SegmentImages, SynthesizeImages
+from histo_gan.modules.hou_hard_examples import HardExampleRefinerModule
+from histo_gan.modules.hou_importance import ImportanceSamplingRefinerModule
 from histo_gan.modules.phases import Phase, PhaseSchedule, Rounds
+from histo_gan.modules.refiner_steps import RefinerSchedule
 from histo_gan.modules.schedules import ConstantRate, LinearDecay
 from histo_gan.modules.segmentation_head import SegmentationHead
 from histo_gan.modules.segmenter import SegmenterModule
@@ -11,9 +14,12 @@ from histo_gan.modules.segmenter import SegmenterModule
 __all__ = [
     "ConstantRate",
     "CycleGANModule",
+    "HardExampleRefinerModule",
+    "ImportanceSamplingRefinerModule",
     "LinearDecay",
     "Phase",
     "PhaseSchedule",
+    "RefinerSchedule",
     "Rounds",
     "SegmentImages",
     "SegmentationHead",

@@ -23,14 +23,21 @@ def make_optimizer(
     return factory(parameters)
 
 
-def optimize(module: L.LightningModule, optimizer, loss: torch.Tensor) -> None:
+def optimize(
+    module: L.LightningModule, optimizer, loss: torch.Tensor, clip_norm: float | None = None
+) -> None:
     """One manual optimisation step of ``optimizer`` on ``loss``.
 
     Only the parameters of ``optimizer`` receive gradients (``toggle_optimizer`` freezes the
     others), which keeps a generator step from touching the discriminator and vice versa.
+    ``clip_norm`` clips the gradients' total norm before the step (``None``: no clipping).
     """
     module.toggle_optimizer(optimizer)
     optimizer.zero_grad(set_to_none=True)
     module.manual_backward(loss)
+    if clip_norm is not None:
+        module.clip_gradients(
+            optimizer, gradient_clip_val=clip_norm, gradient_clip_algorithm="norm"
+        )
     optimizer.step()
     module.untoggle_optimizer(optimizer)
