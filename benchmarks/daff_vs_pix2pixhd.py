@@ -29,18 +29,14 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = {"pix2pixHD global": "GlobalGenerator", "DAFF global": "DAFFGenerator"}
 
 
-def _proc_status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
 def measure(class_name: str, args: argparse.Namespace) -> dict:
     """Runs in the child process: build, warm up, time and measure one generator."""
     import torch
 
     import histo_gan.networks as networks
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import peak_memory
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -60,17 +56,9 @@ def measure(class_name: str, args: argparse.Namespace) -> dict:
 
     step()  # warm-up
     model.zero_grad(set_to_none=True)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-    else:
-        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-        base = _proc_status_kib("VmRSS") * 1024
+    base = peak_memory.start(device)
     times = [step() for _ in range(args.reps)]
-    if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(device) - base
-    else:
-        peak = _proc_status_kib("VmHWM") * 1024 - base
+    peak = peak_memory.peak_mib(device, base) * 2**20
     return {
         "parameters": sum(p.numel() for p in model.parameters()),
         "median_s": statistics.median(times),
