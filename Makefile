@@ -10,7 +10,6 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export WANDB_MODE ?= offline
 
 DEMO_CONFIG := conf/experiment/baseline_unet_tiny.yaml
-DEMO_RUN := runs/baseline_unet_tiny
 
 .PHONY: install test demo lint clean benchmarks
 
@@ -23,12 +22,21 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The suite must leave the repository as it found it: `git status` before and after must agree.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	@before=$$(mktemp); after=$$(mktemp); \
+	git status --porcelain --untracked-files=all > $$before 2>/dev/null || true; \
+	$(PY) -m pytest -q; code=$$?; \
+	git status --porcelain --untracked-files=all > $$after 2>/dev/null || true; \
+	if ! cmp -s $$before $$after; then \
+		echo "make test: the tests changed the repository (git status before/after):"; \
+		diff $$before $$after; code=1; \
+	fi; \
+	rm -f $$before $$after; exit $$code
 
 demo: $(STAMP)
 	$(VENV)/bin/histo-gan fit --config $(DEMO_CONFIG)
-	$(VENV)/bin/histo-gan test --config $(DEMO_CONFIG) --ckpt_path $(DEMO_RUN)/checkpoints/last.ckpt
+	$(VENV)/bin/histo-gan test --config $(DEMO_CONFIG) --ckpt_path best
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check histo_gan tests benchmarks tools

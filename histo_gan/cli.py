@@ -8,86 +8,201 @@ LightningModule named by ``class_path`` (``histo_gan.modules.*``) and the data i
     histo-gan fit --config conf/trainer/cpu.yaml --config conf/data/sample.yaml \\
                   --config conf/model/baseline_unet.yaml --config conf/logger/wandb.yaml
 
-``histo-gan synthesize``, ``histo-gan evaluate`` and ``histo-gan sweep`` are separate tools
-with their own ``--help``.
+Every run writes into its own folder ``<trainer.default_root_dir>/<name>/version_<N>/``
+(:mod:`histo_gan.runs`; root ``runs`` and ``name`` from ``--name`` by default): loggers,
+checkpoints (:class:`~histo_gan.callbacks.RunCheckpoint`), config, split and summaries. A
+:class:`~histo_gan.callbacks.DivergenceGuard` watches every ``fit`` that does not configure
+its own. ``--ckpt_path last`` or ``best`` names that checkpoint of the newest run of the name.
+
+``histo-gan synthesize``, ``evaluate``, ``report``, ``segment`` and ``sweep`` are separate tools with
+their own ``--help``.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
+import re
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
+from jsonargparse import ArgumentParser  # noqa: E402
+from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 from lightning.pytorch.cli import LightningCLI  # noqa: E402
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger  # noqa: E402
 
+from histo_gan.callbacks.checkpoint import RunCheckpoint  # noqa: E402
+from histo_gan.callbacks.divergence import DivergenceError, DivergenceGuard  # noqa: E402
 from histo_gan.data.datamodule import HistoDataModule  # noqa: E402
+from histo_gan.data.readers import DataError  # noqa: E402
+from histo_gan.distributed import is_first_process  # noqa: E402
+from histo_gan.runs import CHECKPOINT_ALIASES, RunFolder, find_checkpoint, versions  # noqa: E402
 
+DEFAULT_ROOT = "runs"
 DEFAULT_LOGGERS = [
-    {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs"}},
+    {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": DEFAULT_ROOT}},
     {
         "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-        "init_args": {"save_dir": "runs"},
+        "init_args": {"save_dir": DEFAULT_ROOT},
     },
 ]
+# Set while a run is going on, for the processes that DDP launches with the same command line.
+RUN_DIR_ENV = "HISTO_GAN_RUN_DIR"
+
+
+def quiet_lightning() -> None:
+    """Hide Lightning's product tips and a deprecation raised inside Lightning itself."""
+
+    def not_a_tip(record: logging.LogRecord) -> bool:
+        return "💡 Tip" not in str(record.msg)
+
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).addFilter(not_a_tip)
+    warnings.filterwarnings(
+        "ignore", message=r".*isinstance\(treespec, LeafSpec\).*", category=FutureWarning
+    )
 
 
 class HistoGanCLI(LightningCLI):
-    """LightningCLI with the project's defaults (loggers, config saving)."""
+    """LightningCLI with the project's defaults: run folders, loggers, checkpoints, guard."""
+
+    run: RunFolder | None = None
+    created_run: RunFolder | None = None  # the folder this process made, for clean-up on errors
 
     def add_arguments_to_parser(self, parser) -> None:
-        parser.set_defaults({"trainer.logger": DEFAULT_LOGGERS})
+        parser.add_argument(
+            "--name",
+            type=str | None,
+            default=None,
+            help="run name: files go to <trainer.default_root_dir>/<name>/version_<N>/ "
+            "(default: the model class, e.g. SegmenterModule -> segmenter)",
+        )
+        parser.set_defaults({"trainer.logger": DEFAULT_LOGGERS, "trainer.default_root_dir": None})
 
+    # -- where the run goes ----------------------------------------------------------------
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand]
+        self.run_root = Path(config["trainer"]["default_root_dir"] or DEFAULT_ROOT)
+        self.run_name = config["name"] or run_name_of(config["model"]["class_path"])
+        alias = config.get("ckpt_path")
+        if alias in CHECKPOINT_ALIASES:
+            config["ckpt_path"] = self._resolve_checkpoint(alias)
+
+    def _resolve_checkpoint(self, alias: str) -> str | None:
+        path = find_checkpoint(self.run_root, self.run_name, alias)
+        where = f"{self.run_root / self.run_name}/version_*/checkpoints"
+        if path is None and self.subcommand == "fit" and alias == "last":
+            _say(f"no last.ckpt in {where}: training from scratch")
+            return None
+        if path is None:
+            raise DataError(f"--ckpt_path {alias}: no {alias}.ckpt in {where}")
+        _say(f"checkpoint: {path}")
+        return str(path)
+
+    def instantiate_trainer(self, **kwargs):
+        inherited = os.environ.get(RUN_DIR_ENV)
+        if inherited:
+            self.run = RunFolder.at(inherited)
+        elif is_first_process():
+            self.run = HistoGanCLI.created_run = RunFolder.create(self.run_root, self.run_name)
+        else:  # another rank of a job started by torchrun or srun: rank 0 makes the folder
+            version = (versions(self.run_root, self.run_name) or [-1])[-1] + 1
+            self.run = RunFolder(self.run_root, self.run_name, version)  # never created
+        trainer_config = self._get(self.config_init, "trainer", default={})
+        kwargs["default_root_dir"] = str(self.run.path)
+        kwargs["logger"] = self._placed_loggers()
+        kwargs["callbacks"] = with_default_callbacks(
+            trainer_config.get("callbacks"), trainer_config.get("enable_checkpointing")
+        )
+        trainer = super().instantiate_trainer(**kwargs)
+        for callback in trainer.checkpoint_callbacks:
+            if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
+                callback.dirpath = str(self.run.checkpoints)
+        if trainer.is_global_zero and not inherited:
+            _say(f"run folder: {self.run.path}")
+        return trainer
+
+    def _placed_loggers(self):
+        """The configured loggers, each told to write into the run folder."""
+        spec = self.config[self.subcommand]["trainer"]["logger"]
+        if spec is None or spec is False:
+            return False
+        specs = DEFAULT_LOGGERS if spec is True else spec if isinstance(spec, list) else [spec]
+        parser = ArgumentParser(exit_on_error=False)
+        parser.add_argument("--loggers", type=list[Logger])
+        plain = [s.as_dict() if hasattr(s, "as_dict") else dict(s) for s in specs]
+        loggers = parser.instantiate_classes(parser.parse_object({"loggers": plain})).loggers
+        return [
+            place_logger(logger, plain_spec, self.run.path)
+            for logger, plain_spec in zip(loggers, plain)
+        ]
+
+    # -- stages ----------------------------------------------------------------------------
     def before_fit(self) -> None:
-        align_logger_versions(self.trainer)
-
-    def before_validate(self) -> None:
-        align_logger_versions(self.trainer)
-
-    def before_test(self) -> None:
-        align_logger_versions(self.trainer)
-
-    def before_predict(self) -> None:
-        align_logger_versions(self.trainer)
+        if self.trainer.world_size > 1:
+            os.environ[RUN_DIR_ENV] = str(self.run.path)
 
     def after_fit(self) -> None:
-        write_summary(self.trainer, "fit")
+        os.environ.pop(RUN_DIR_ENV, None)
+        self._finish("fit")
 
     def after_validate(self) -> None:
-        write_summary(self.trainer, "validate")
+        self._finish("validate")
 
     def after_test(self) -> None:
-        write_summary(self.trainer, "test")
+        self._finish("test")
+
+    def after_predict(self) -> None:
+        self._finish("predict")
+
+    def _finish(self, stage: str) -> None:
+        if stage != "predict":
+            write_summary(self.trainer, stage)
+        if self.trainer.is_global_zero and self.run is not None and not self.run.remove_if_empty():
+            _say(f"{stage} done: {self.run.path}")
 
 
-def align_logger_versions(trainer) -> None:
-    """Loggers that share a folder write into one ``version_N``, the first logger's.
+def run_name_of(class_path: str) -> str:
+    """``histo_gan.modules.SegmenterModule`` -> ``segmenter``."""
+    name = class_path.rsplit(".", 1)[-1].removesuffix("Module")
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower() or "run"
 
-    Each Lightning logger numbers its versions on its own, so CSV and TensorBoard loggers of
-    the same run would otherwise land in ``version_0`` and ``version_1``.
-    """
-    loggers = trainer.loggers
-    if len(loggers) < 2:
-        return
-    first = loggers[0]
-    for logger in loggers[1:]:
-        same_place = (getattr(logger, "save_dir", None), getattr(logger, "name", None)) == (
-            getattr(first, "save_dir", None),
-            getattr(first, "name", None),
-        )
-        if same_place and hasattr(logger, "_version") and logger._version is None:
-            logger._version = first.version
+
+def place_logger(logger, spec: dict, run_dir: Path):
+    """Rebuild ``logger`` so that it writes into ``run_dir`` (CSV, TensorBoard, W&B)."""
+    args = dict(spec.get("init_args") or {})
+    if isinstance(logger, CSVLogger | TensorBoardLogger):
+        args.update(save_dir=str(run_dir), name="", version="")
+    elif isinstance(logger, WandbLogger):
+        args.update(save_dir=str(run_dir))
+    else:
+        return logger
+    return type(logger)(**args)
+
+
+def with_default_callbacks(callbacks, enable_checkpointing) -> list:
+    """``callbacks`` plus a DivergenceGuard and a RunCheckpoint where none is configured."""
+    callbacks = list(callbacks or [])
+    if not any(isinstance(c, DivergenceGuard) for c in callbacks):
+        callbacks.append(DivergenceGuard())
+    checkpointing = enable_checkpointing is not False
+    if checkpointing and not any(isinstance(c, ModelCheckpoint) for c in callbacks):
+        callbacks.append(RunCheckpoint())
+    return callbacks
 
 
 def write_summary(trainer, stage: str) -> dict:
-    """Write the final metrics of a run to ``<log_dir>/summary_<stage>.json``.
+    """Write the final metrics of a run to ``<run folder>/summary_<stage>.json``.
 
     Also written to the path in ``$HISTO_GAN_SUMMARY`` when set (the local sweep runner
-    reads it). Holds every logged scalar plus the best checkpoint and its score.
+    reads it). Holds every logged scalar, the best checkpoint and its score, and the run
+    folder.
     """
     log_dir = trainer.log_dir  # a collective under DDP: every rank asks
     if not trainer.is_global_zero:
@@ -103,6 +218,7 @@ def write_summary(trainer, stage: str) -> dict:
         if checkpoint.best_model_score is not None:
             summary["best_model_score"] = float(checkpoint.best_model_score)
     summary["epochs"] = trainer.current_epoch
+    summary["run_dir"] = str(Path(log_dir)) if log_dir else None
     targets = [Path(log_dir) / f"summary_{stage}.json"] if log_dir else []
     if os.environ.get("HISTO_GAN_SUMMARY"):
         targets.append(Path(os.environ["HISTO_GAN_SUMMARY"]))
@@ -114,7 +230,12 @@ def write_summary(trainer, stage: str) -> dict:
     return summary
 
 
+def _say(message: str) -> None:
+    print(f"histo-gan: {message}", flush=True)
+
+
 def lightning_main(args: list[str] | None = None) -> HistoGanCLI:
+    quiet_lightning()
     return HistoGanCLI(
         model_class=None,
         datamodule_class=HistoDataModule,
@@ -129,24 +250,54 @@ def lightning_main(args: list[str] | None = None) -> HistoGanCLI:
 TOOLS = {
     "synthesize": "histo_gan.synthesis.cli",
     "evaluate": "histo_gan.evaluate",
-    "sweep": "histo_gan.sweep",
-    "report": "histo_gan.report",
     "realism": "histo_gan.realism",
+    "report": "histo_gan.report",
+    "segment": "histo_gan.segment",
+    "sweep": "histo_gan.sweep",
 }
 
 
+def data_error_in(error: BaseException) -> DataError | None:
+    """The DataError behind ``error`` (jsonargparse wraps the ones raised while parsing)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, DataError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``histo-gan`` console script."""
+    """Entry point of the ``histo-gan`` console script.
+
+    Bad input data ends with one line naming the file (exit status 2), divergence with one
+    line naming the loss or weight and the step (exit status 1).
+    """
     from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in TOOLS:
-        tool = importlib.import_module(TOOLS[argv[0]])
+    command = argv[0] if argv else ""
+    if command in TOOLS:
+        tool = importlib.import_module(TOOLS[command])
         try:
             return int(tool.main(argv[1:]) or 0)
         except (ValueError, FileNotFoundError) as error:  # bad input: a message, not a trace
-            print(f"histo-gan {argv[0]}: error: {error}", file=sys.stderr)
+            print(f"histo-gan {command}: error: {error}", file=sys.stderr)
             return 2
-    lightning_main(None if from_command_line else argv)
+    HistoGanCLI.created_run = None
+    try:
+        lightning_main(None if from_command_line else argv)
+    except (DataError, DivergenceError, ValueError) as error:
+        reason = error if isinstance(error, DivergenceError) else data_error_in(error)
+        if reason is None:
+            raise
+        created = HistoGanCLI.created_run
+        if isinstance(reason, DataError) and created is not None:
+            created.discard_unless_trained()
+        print(f"histo-gan {command}: error: {reason}", file=sys.stderr)
+        return 1 if isinstance(reason, DivergenceError) else 2
+    finally:
+        os.environ.pop(RUN_DIR_ENV, None)
     return 0
 
 

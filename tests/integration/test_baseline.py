@@ -19,8 +19,9 @@ def trained(tmp_path_factory, repo_root):
     out = tmp_path_factory.mktemp("baseline")
     common = [
         "--config", str(repo_root / CONFIG),
-        f"--trainer.logger=[{{class_path: lightning.pytorch.loggers.CSVLogger, init_args: {{save_dir: {out}, name: run}}}}]",
-        f"--trainer.callbacks=[{{class_path: lightning.pytorch.callbacks.ModelCheckpoint, init_args: {{dirpath: {out}/ckpt, save_last: true}}}}]",
+        "--trainer.logger=[{class_path: lightning.pytorch.loggers.CSVLogger, init_args: {save_dir: runs}}]",
+        f"--trainer.default_root_dir={out}", "--name=run",
+        "--trainer.callbacks=[{class_path: histo_gan.callbacks.RunCheckpoint}]",
     ]  # fmt: skip
     main(["fit", *common, "--trainer.max_epochs=2", "--data.patches_per_epoch=24"])
     return out, common
@@ -49,7 +50,7 @@ def test_fit_logs_the_shared_metrics_and_saves_the_split(trained):
 
 def test_test_and_predict_and_evaluate_agree(trained, capsys):
     out, common = trained
-    checkpoint = str(out / "ckpt" / "last.ckpt")
+    checkpoint = str(out / "run" / "version_0" / "checkpoints" / "last.ckpt")
     main(["test", *common, "--ckpt_path", checkpoint])
     test_dir = out / "run" / "version_1"
     summary = json.loads((test_dir / "test_metrics.json").read_text())

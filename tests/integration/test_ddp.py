@@ -16,7 +16,7 @@ SPLIT = ["--data.split", "histo_gan.data.RandomSplit", "--data.split.val_fractio
 
 
 def cli(repo_root, out, name, subcommand, *args):
-    logger = f"--trainer.logger=[{{class_path: lightning.pytorch.loggers.CSVLogger, init_args: {{save_dir: {out}, name: {name}}}}}]"
+    logger = "--trainer.logger=[{class_path: lightning.pytorch.loggers.CSVLogger, init_args: {save_dir: runs}}]"
     result = subprocess.run(
         [
             sys.executable,
@@ -26,6 +26,8 @@ def cli(repo_root, out, name, subcommand, *args):
             "--config",
             CONFIG,
             logger,
+            f"--trainer.default_root_dir={out}",
+            f"--name={name}",
             *SPLIT,
             *args,
         ],
@@ -43,10 +45,14 @@ def cli(repo_root, out, name, subcommand, *args):
 
 @pytest.mark.slow
 def test_ddp_metrics_equal_single_process(tmp_path, repo_root):
-    checkpoint = f"--trainer.callbacks=[{{class_path: lightning.pytorch.callbacks.ModelCheckpoint, init_args: {{dirpath: {tmp_path}/ckpt, save_last: true}}}}]"
+    checkpoint = "--trainer.callbacks=[{class_path: histo_gan.callbacks.RunCheckpoint}]"
     cli(repo_root, tmp_path, "fit", "fit", checkpoint, "--trainer.strategy=ddp", "--trainer.devices=2",
         "--trainer.max_epochs=1", "--data.patches_per_epoch=24")  # fmt: skip
-    common = ["--trainer.callbacks=[]", "--ckpt_path", f"{tmp_path}/ckpt/last.ckpt"]
+    common = [
+        "--trainer.callbacks=[]",
+        "--ckpt_path",
+        f"{tmp_path}/fit/version_0/checkpoints/last.ckpt",
+    ]
     two = cli(
         repo_root, tmp_path, "two", "test", *common, "--trainer.strategy=ddp", "--trainer.devices=2"
     )
