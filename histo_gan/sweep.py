@@ -2,10 +2,16 @@
 
 W&B sweeps need a server to hand out trials; this runner reads the same YAML (``method``
 ``grid`` or ``random``, ``metric``, ``parameters``, ``command``) and runs the trials one after
-the other as subprocesses, each writing its final metrics to a ``summary.json``. It prints a
-leaderboard and writes ``sweep_results.csv`` and ``sweep_results.json``. Trials that already
-have a summary are skipped, so an interrupted sweep resumes where it stopped. With a server,
-the same file works with ``wandb sweep`` + ``wandb agent``.
+the other as subprocesses. It prints a leaderboard and writes ``sweep_results.csv`` and
+``sweep_results.json``, which name every trial's command and run folder.
+
+A trial is identified by its full command and, for ``histo-gan`` commands, the config it
+resolves to (``--print_config``): editing the sweep's ``command`` or a config it reads makes
+new trials, never stale results. Each trial is a run of its own (config, split, checkpoints
+and ``summary_fit.json`` in its run folder); its summary is also kept as
+``trial_<id>.json``, and trials that already have one are skipped, so an interrupted sweep
+resumes where it stopped. With a server, the same file works with ``wandb sweep`` +
+``wandb agent``.
 
 Supported parameter specs: ``{value: v}``, ``{values: [...]}``, ``{distribution: uniform |
 log_uniform_values | int_uniform, min, max}`` (random search only for distributions).
@@ -14,8 +20,10 @@ log_uniform_values | int_uniform, min, max}`` (random search only for distributi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import hashlib
+import io
 import itertools
 import json
 import math
@@ -29,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-__all__ = ["expand_trials", "main", "trial_command"]
+__all__ = ["expand_trials", "main", "resolved_config", "trial_command", "trial_id"]
 
 DISTRIBUTIONS = ("uniform", "log_uniform_values", "int_uniform")
 
@@ -103,8 +111,23 @@ def trial_command(spec: dict, assignment: dict) -> list[str]:
     return command
 
 
-def _trial_id(assignment: dict) -> str:
-    text = json.dumps(assignment, sort_keys=True, default=str)
+def resolved_config(command: list[str]) -> str:
+    """The config a ``histo-gan`` Lightning command resolves to, else ``""``."""
+    if command[1:3] != ["-m", "histo_gan.cli"] or len(command) < 4:
+        return ""
+    if command[3] not in ("fit", "validate", "test", "predict"):
+        return ""
+    from histo_gan.cli import lightning_main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        lightning_main([*command[3:], "--print_config"])
+    return out.getvalue()
+
+
+def trial_id(command: list[str], config: str) -> str:
+    """Identity of a trial: its full command and resolved config."""
+    text = json.dumps({"command": command[1:], "config": config})
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
@@ -138,29 +161,30 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for number, assignment in enumerate(trials, start=1):
-        trial = _trial_id(assignment)
-        summary_path = out / f"trial_{trial}.json"
         command = trial_command(spec, assignment)
+        trial = trial_id(command, resolved_config(command))
+        summary_path = out / f"trial_{trial}.json"
         console.print(f"[bold]trial {number}/{len(trials)}[/bold] {trial}: {assignment}")
+        console.print("  " + shlex.join(command))
         if args.dry_run:
-            console.print("  " + shlex.join(command))
             continue
+        record = {"trial": trial, **assignment, "command": shlex.join(command)}
         if not summary_path.exists():
             env = dict(os.environ, HISTO_GAN_SUMMARY=str(summary_path))
             env.setdefault("WANDB_MODE", "offline")
             code = subprocess.call(command, env=env)
             if code != 0 or not summary_path.exists():
                 console.print(f"  [red]failed with exit code {code}[/red]")
-                results.append({"trial": trial, **assignment, "status": f"failed ({code})"})
+                results.append({**record, "status": f"failed ({code})"})
                 continue
         summary = json.loads(summary_path.read_text())
-        results.append({"trial": trial, **assignment, "status": "ok", **summary})
+        results.append({**record, "status": "ok", "run_dir": summary.get("run_dir"), **summary})
     if args.dry_run or not results:
         return 0
     ok = [r for r in results if r["status"] == "ok" and metric in r]
     ok.sort(key=lambda r: r[metric], reverse=(goal == "maximize"))
     table = Table(title=f"{args.sweep.name}: {metric} ({goal})")
-    columns = ["trial", *spec["parameters"], metric]
+    columns = ["trial", *spec["parameters"], metric, "run_dir"]
     for column in columns:
         table.add_column(str(column))
     for row in ok + [r for r in results if r not in ok]:
