@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -229,3 +232,21 @@ def test_chained_stages_export_images_with_exactly_the_label_maps_g2_was_conditi
         daff_grid.main([str(centroids), str(masks), str(images), "--out", str(tmp_path / "g.png")])
         == 0
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("stage", "daff"), [(1, False), (2, True)], ids=["stage1-pix2pixhd", "stage2-daffgan"]
+)
+def test_fast_dev_run_under_two_process_ddp(tmp_path, repo_root, stage, daff):
+    """fast_dev_run=4 is a 2-batch budget (two optimizer steps per batch): one global-phase batch,
+    then one joint batch, so both sets of unused parameters occur under DDP."""
+    command = [sys.executable, "-m", "histo_gan.cli", "fit"]
+    for config in configs(stage, daff):
+        command += ["--config", config]
+    command += [f"--trainer.default_root_dir={tmp_path}", "--name=ddp", "--trainer.devices=2",
+                "--trainer.strategy=ddp_find_unused_parameters_true", "--trainer.fast_dev_run=4"]  # fmt: skip
+    result = subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=600,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Trainer.fit` stopped: `max_steps=4` reached" in result.stderr + result.stdout
