@@ -4,6 +4,9 @@ weights, export, and the segmenter trained on the export."""
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import lightning as L
 import pytest
@@ -284,3 +287,31 @@ def test_export_is_a_weighted_synthetic_dataset_that_trains_a_segmenter(tmp_path
     t = trainer(tmp_path / "segmenter", limit_val_batches=0)
     t.fit(segmenter, segmenter_dm)
     finite_train_losses(t)
+
+
+# Every phase once: G pre-training, D pre-training, G, D, R pre-training, G hard, D, R.
+SCHEDULE_OF_8 = [f"--model.init_args.schedule.init_args.{k}=1" for k in (
+    "pretrain_generator_steps", "pretrain_discriminator_steps", "adversarial_rounds",
+    "pretrain_segmenter_steps", "joint_rounds", "generator_steps", "segmenter_steps")]  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["hou2017", "hou2019"])
+def test_fast_dev_run_under_two_process_ddp(tmp_path, masks, repo_root, method):
+    """Every phase leaves two networks idle: DDP runs with find_unused_parameters and each
+    process keeps its own history buffer (seeded alike)."""
+    logger = f"--trainer.logger=[{{class_path: lightning.pytorch.loggers.CSVLogger, init_args: {{save_dir: {tmp_path}, name: ddp}}}}]"
+    result = subprocess.run(
+        [sys.executable, "-m", "histo_gan.cli", "fit", "--config",
+         f"conf/experiment/{method}_refiner_tiny.yaml", logger, "--trainer.callbacks=[]",
+         "--trainer.strategy=ddp_find_unused_parameters_true", "--trainer.devices=2",
+         "--trainer.fast_dev_run=8", f"--data.synthetic.root={masks}",
+         f"--data.predict_source.root={masks}", "--data.patch_size=32", "--data.batch_size=2",
+         *SCHEDULE_OF_8],
+        cwd=repo_root, capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Running in `fast_dev_run` mode: will run the requested loop using 8 batch(es)" in (
+        result.stdout + result.stderr
+    )
