@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# DAFF-GAN's two-stage synthesis end to end at CPU size, on the bundled sample:
+# DAFF-GAN's two-stage synthesis end to end (Cheng et al. §III.A):
 #   1. centroid-point maps of randomised real masks (histo-gan synthesize --method centroids),
 #   2. stage 1: G1 trained on (centroids, mask) pairs of the real data; predict turns the
 #      centroid maps into masks and instances (exported as a synthetic dataset),
@@ -7,41 +7,54 @@
 #      (exported with exactly those label maps),
 #   4. a sample grid centroids | mask | H&E, which also checks the label maps are exact.
 # Usage: experiments/daff_pipeline.sh [pix2pixhd|daffgan] [extra histo-gan arguments for fit/predict]
-# Environment: DAFF_OUT (default runs/daff_tiny), DAFF_N (centroid maps, 16), DAFF_SIZE (64).
-# The result, $DAFF_OUT/<generator>, is a synthetic dataset for --data.synthetic.root.
+# DAFF_SCALE=tiny (default): CPU size on the bundled sample, 16 maps of 64 px, into runs/daff_tiny.
+# DAFF_SCALE=paper: GPU, MoNuSeg main split (experiments/protocols/daff_monuseg.yaml), 659 maps
+#   of 256 px from the training images' label maps only, into runs/daff (the synthetic sets of
+#   experiments/protocols/daff_real_{pix2pixhd,daffgan}.yaml).
+# DAFF_OUT, DAFF_N and DAFF_SIZE override the output folder, number and size of the maps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 generator=${1:-pix2pixhd}; shift || true
-case $generator in
-  pix2pixhd) override=() ;;
-  daffgan) override=(--config conf/model/daffgan_generator_tiny.yaml) ;;
-  *) echo "usage: $0 [pix2pixhd|daffgan] [histo-gan arguments]" >&2; exit 2 ;;
-esac
-out=${DAFF_OUT:-runs/daff_tiny}
+scale=${DAFF_SCALE:-tiny}
 run() { ${HISTO_GAN:-.venv/bin/histo-gan} "$@"; }
+case $scale:$generator in
+  tiny:pix2pixhd|tiny:daffgan)
+    out=${DAFF_OUT:-runs/daff_tiny}; n=${DAFF_N:-16}; size=${DAFF_SIZE:-64}
+    images=histo_gan/sample_data/images; label_maps=histo_gan/sample_data/labels
+    stage() { echo "--config conf/experiment/pix2pixhd_stage$1_tiny.yaml"; }
+    override=conf/generator/daffgan_tiny.yaml ;;
+  paper:pix2pixhd|paper:daffgan)
+    out=${DAFF_OUT:-runs/daff}; n=${DAFF_N:-659}; size=${DAFF_SIZE:-256}
+    images=../shared/data/monuseg/train/images; label_maps=$out/train_label_maps
+    stage() { echo "--config conf/trainer/gpu.yaml --config conf/data/monuseg.yaml" \
+      "--config conf/model/pix2pixhd_stage$1.yaml --config experiments/protocols/daff_monuseg.yaml"; }
+    override=conf/generator/daffgan.yaml
+    rm -rf "$label_maps" && mkdir -p "$label_maps"  # the training images' label maps only
+    ${PYTHON:-.venv/bin/python} -c "import json, sys; print('\n'.join(json.load(open(sys.argv[1]))['train']))" \
+      experiments/splits/main.json | while read -r stem; do
+      ln -s "$(realpath ../shared/data/monuseg/train/instance_masks/"$stem".png)" "$label_maps/"; done ;;
+  *) echo "usage: [DAFF_SCALE=tiny|paper] $0 [pix2pixhd|daffgan] [histo-gan arguments]" >&2; exit 2 ;;
+esac
+generator_config() { [ "$generator" = daffgan ] && echo "--config $override" || true; }
 export_to() {  # the SyntheticExport callback of a predict run
   echo "--trainer.callbacks+=histo_gan.callbacks.SyntheticExport" \
     "--trainer.callbacks.root=$1" "--trainer.callbacks.method=$2" "--trainer.callbacks.prefix=$3"
 }
 
 rm -rf "$out/centroids" "$out/${generator}_masks" "$out/$generator"
-run synthesize --method centroids --source histo_gan/sample_data/images \
-  --masks histo_gan/sample_data/labels --out "$out/centroids" \
-  --n "${DAFF_N:-16}" --size "${DAFF_SIZE:-64}" --seed 0
+run synthesize --method centroids --source "$images" --masks "$label_maps" --out "$out/centroids" \
+  --n "$n" --size "$size" --seed 0
 
-stage1=(--config conf/experiment/pix2pixhd_stage1_tiny.yaml "${override[@]}" --name "${generator}_stage1_tiny")
-run fit "${stage1[@]}" "$@"
-# shellcheck disable=SC2046
-run predict "${stage1[@]}" --ckpt_path last \
-  --data.predict_source histo_gan.data.SyntheticFolder --data.predict_source.root "$out/centroids" \
-  $(export_to "$out/${generator}_masks" "$generator-stage1" "m-") "$@"
-
-stage2=(--config conf/experiment/pix2pixhd_stage2_tiny.yaml "${override[@]}" --name "${generator}_stage2_tiny")
-run fit "${stage2[@]}" "$@"
-# shellcheck disable=SC2046
-run predict "${stage2[@]}" --ckpt_path last \
-  --data.predict_source histo_gan.data.SyntheticFolder --data.predict_source.root "$out/${generator}_masks" \
-  $(export_to "$out/$generator" "$generator" "") "$@"
+# shellcheck disable=SC2046  # the option lists are split on purpose
+for k in 1 2; do
+  name="${generator}_stage${k}_$scale"
+  source_dataset=$([ $k = 1 ] && echo "$out/centroids" || echo "$out/${generator}_masks")
+  target_dataset=$([ $k = 1 ] && echo "$out/${generator}_masks" || echo "$out/$generator")
+  run fit $(stage $k) $(generator_config) --name "$name" "$@"
+  run predict $(stage $k) $(generator_config) --name "$name" --ckpt_path last \
+    --data.predict_source histo_gan.data.SyntheticFolder --data.predict_source.root "$source_dataset" \
+    $(export_to "$target_dataset" "$generator-stage$k" "") "$@"
+done
 
 ${PYTHON:-.venv/bin/python} experiments/daff_grid.py "$out/centroids" "$out/${generator}_masks" \
   "$out/$generator" --out "$out/${generator}_grid.png"

@@ -29,7 +29,7 @@ STAGES = {
     1: "conf/experiment/pix2pixhd_stage1_tiny.yaml",
     2: "conf/experiment/pix2pixhd_stage2_tiny.yaml",
 }
-DAFF = "conf/model/daffgan_generator_tiny.yaml"
+DAFF = "conf/generator/daffgan_tiny.yaml"
 
 
 def _merge(base: dict, override: dict) -> dict:
