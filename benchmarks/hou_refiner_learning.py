@@ -9,7 +9,7 @@
    eosin optical density (``skimage.color.rgb2hed``) over all pixels of 64 held-out patches;
    the distance ``|mean_refined - mean_real|`` (H and E) against ``|mean_initial - mean_real|``.
 
-Measured on CPU (2 cores, tiny networks, 64-px patches, batch 8; 2025 run): L_reg only, 150
+Measured on CPU (2 cores, tiny networks, 64-px patches, batch 8): L_reg only, 150
 steps at Adam 1e-3: eval-mode mean |X - I| 0.0003 at init (eval-mode batch norm with fresh
 running statistics hides the random residual) -> 0.019 after, so this budget does NOT show
 convergence to the identity. Adversarial (50 + 50 + 150 rounds, 400 batches): D accuracy on 64
