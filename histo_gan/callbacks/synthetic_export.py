@@ -25,6 +25,9 @@ class SyntheticExport(BasePredictionWriter):
     checkpoint and the method. Samples already in the dataset are skipped, so an interrupted
     export resumes when ``predict`` is run again.
 
+    Under DDP, each process synthesises its share of the label maps and rank 0 writes them
+    all (gathered batch by batch): no two processes write into the dataset.
+
     Args:
         root: output folder of the synthetic dataset.
         method: name stored in the dataset header and each manifest entry.
@@ -39,15 +42,23 @@ class SyntheticExport(BasePredictionWriter):
     def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         from histo_gan.data.synthetic import SyntheticDatasetWriter
 
-        if trainer.world_size > 1:
-            raise RuntimeError("SyntheticExport writes from one process; predict on one device")
         metadata = {
             "method": self.method,
             "module": type(pl_module).__name__,
             "checkpoint": str(trainer.ckpt_path or ""),
         }
-        self._writer = SyntheticDatasetWriter(self.root, metadata)
-        self._writer.__enter__()
+        failure: BaseException | None = None
+        if trainer.is_global_zero:
+            try:
+                self._writer = SyntheticDatasetWriter(self.root, metadata).__enter__()
+            except BaseException as error:  # told to every rank below, then raised here
+                failure = error
+        # Every rank learns whether rank 0 could open the dataset, so none waits for it.
+        reason = trainer.strategy.broadcast(repr(failure) if failure else "")
+        if failure is not None:
+            raise failure
+        if reason:
+            raise RuntimeError(f"SyntheticExport: rank 0 could not open {self.root}: {reason}")
 
     def write_on_batch_end(
         self,
@@ -59,7 +70,29 @@ class SyntheticExport(BasePredictionWriter):
         batch_idx,
         dataloader_idx=0,
     ) -> None:
+        samples = self._samples(prediction)
+        if trainer.world_size > 1:
+            # Rank 0 writes every rank's samples: one writer holds the dataset's lock.
+            gathered = [None] * trainer.world_size if trainer.is_global_zero else None
+            torch.distributed.gather_object(samples, gathered, dst=0)
+            samples = [sample for shard in gathered or [] for sample in shard]
+        if not trainer.is_global_zero:
+            return
         assert self._writer is not None
+        for sample_id, source_id, image, label, weight in samples:
+            if sample_id in self._writer.completed_ids:
+                continue
+            self._writer.add(
+                sample_id,
+                image,
+                label,
+                weight=weight,
+                meta={"source_ids": [source_id], "method": self.method},
+            )
+
+    def _samples(self, prediction: SynthesisPrediction) -> list[tuple]:
+        """``(sample id, source id, uint8 image (H, W, 3), int32 label, weight)`` of each
+        item that is not padding, on the CPU."""
         if "image" not in prediction or "label" not in prediction:
             raise ValueError(
                 f"SyntheticExport needs synthesis predictions, got keys {sorted(prediction)}: "
@@ -69,19 +102,19 @@ class SyntheticExport(BasePredictionWriter):
         n = len(images)
         weights = prediction.get("weight", torch.ones(n)).reshape(n).tolist()
         padding = prediction.get("is_padding", torch.zeros(n, dtype=torch.bool)).reshape(n).tolist()
-        for image, label, source_id, weight, is_padding in zip(
-            images, prediction["label"], prediction["image_id"], weights, padding
-        ):
-            sample_id = f"{self.prefix}{source_id}"
-            if is_padding or sample_id in self._writer.completed_ids:
-                continue
-            self._writer.add(
-                sample_id,
+        return [
+            (
+                f"{self.prefix}{source_id}",
+                source_id,
                 image.permute(1, 2, 0).cpu().numpy(),
                 label.cpu().numpy().astype(np.int32),
-                weight=float(weight),
-                meta={"source_ids": [source_id], "method": self.method},
+                float(weight),
             )
+            for image, label, source_id, weight, is_padding in zip(
+                images, prediction["label"], prediction["image_id"], weights, padding
+            )
+            if not is_padding
+        ]
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._writer is not None:

@@ -14,6 +14,9 @@
 - Validation and test batches are whole images (batch size 1); modules tile them with
   :class:`~histo_gan.inference.SlidingWindow` and stitch the predictions back.
 - The split is saved as ``split.json`` in the run's log directory.
+- Under DDP each process trains on its own share of each epoch's patch keys
+  (:class:`~histo_gan.data.patches.KeyShardSampler`) and scores its own share of the whole
+  images, each exactly once (:class:`~histo_gan.data.patches.PaddedShardSampler`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from torch.utils.data import DataLoader
 from histo_gan.data.augment import Augmentation, HistoAugment
 from histo_gan.data.patches import (
     EpochKeySampler,
+    KeyShardSampler,
     PaddedShardSampler,
     ReferenceMode,
     TrainPatchDataset,
@@ -35,11 +39,16 @@ from histo_gan.data.patches import (
 )
 from histo_gan.data.sources import BundledSample, ImageSource
 from histo_gan.data.splits import RandomSplit, Split, SplitStrategy
+from histo_gan.threads import limit_threads, single_threaded_worker
 from histo_gan.types import LabeledImage
 
 __all__ = ["HistoDataModule"]
 
 log = logging.getLogger(__name__)
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
 def _load(source: ImageSource, what: str) -> list[LabeledImage]:
@@ -131,6 +140,9 @@ class HistoDataModule(L.LightningDataModule):
         return self.split
 
     def setup(self, stage: str | None = None) -> None:
+        # OpenCV and BLAS get the thread budget torch has in this process (under DDP, the
+        # process's share of the cores), not one thread per core each.
+        limit_threads(torch.get_num_threads())
         split = self.make_split()
         if stage in (None, "fit") and self._train is None:
             self._train = _load(self.source.subset(split.train), "training images")
@@ -174,11 +186,21 @@ class HistoDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.train_dataset()
+        sampler = EpochKeySampler(self.patches_per_epoch, self.seed)
+        if _distributed():
+            sampler = KeyShardSampler(sampler)  # each process its own share of the keys
+            if len(sampler) < self.batch_size:
+                raise ValueError(
+                    f"patches_per_epoch ({self.patches_per_epoch}) split over "
+                    f"{sampler.num_replicas} processes leaves {len(sampler)} per process, "
+                    f"less than one batch ({self.batch_size})"
+                )
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            sampler=EpochKeySampler(self.patches_per_epoch, self.seed),
+            sampler=sampler,
             num_workers=self.num_workers,
+            worker_init_fn=single_threaded_worker,
             persistent_workers=self.num_workers > 0,
             drop_last=True,
         )
@@ -189,11 +211,17 @@ class HistoDataModule(L.LightningDataModule):
             images = {"validate": self._val, "test": self._test, "predict": self._predict}[stage]
         dataset = WholeImageDataset(images or [])
         sampler = None
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
+        if _distributed():
             # Each image is scored exactly once across processes: the default distributed
             # sampler would pad with repeated images and count them twice in the metrics.
             sampler = PaddedShardSampler(dataset)
-        return DataLoader(dataset, batch_size=1, sampler=sampler, num_workers=self.num_workers)
+        return DataLoader(
+            dataset,
+            batch_size=1,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            worker_init_fn=single_threaded_worker,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._whole_images(self._val, "validate")

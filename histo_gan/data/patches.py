@@ -21,6 +21,7 @@ from histo_gan.types import LabeledImage
 
 __all__ = [
     "EpochKeySampler",
+    "KeyShardSampler",
     "PaddedShardSampler",
     "TrainPatchDataset",
     "WholeImageDataset",
@@ -57,6 +58,37 @@ class EpochKeySampler(Sampler[int]):
         rng = np.random.default_rng([self.seed, self.epoch])
         self.epoch += 1
         yield from (int(k) for k in rng.integers(0, 2**63 - 1, size=self.length))
+
+
+class KeyShardSampler(DistributedSampler):
+    """One process's share of the keys of an :class:`EpochKeySampler` under DDP.
+
+    Every process draws the same epoch keys and keeps those at positions ``rank``,
+    ``rank + world_size``, ...: no key goes to two processes, and together they train on the
+    keys a single process draws (all of them when ``patches_per_epoch`` is a multiple of
+    ``world_size``; the last ``patches_per_epoch % world_size`` are left out, so that every
+    process has the same number). Lightning's own wrapper would instead pad the shards with
+    repeated keys.
+    """
+
+    def __init__(
+        self, keys: EpochKeySampler, num_replicas: int | None = None, rank: int | None = None
+    ) -> None:
+        super().__init__(keys, num_replicas=num_replicas, rank=rank, shuffle=False)
+        self.keys = keys
+        self.num_samples = len(keys) // self.num_replicas
+        self.total_size = self.num_samples * self.num_replicas
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        self.keys.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        keys = list(self.keys)
+        return iter(keys[self.rank : self.total_size : self.num_replicas])
+
+    def __len__(self) -> int:
+        return self.num_samples
 
 
 def _random_crop(

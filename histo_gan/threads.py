@@ -1,0 +1,28 @@
+"""Thread budgets of the native libraries, so that processes running side by side do not
+oversubscribe the CPU.
+
+A process that runs next to others (a DDP process, a DataLoader worker, a ``histo-gan
+synthesize --workers`` process) should use its share of the cores, not all of them. torch
+follows ``torch.set_num_threads``, but OpenCV and OpenBLAS (numpy, scipy) keep pools of their
+own, one thread per core, that ``OMP_NUM_THREADS`` does not reach once they are loaded (and a
+forked worker inherits them loaded). :func:`limit_threads` sets both.
+"""
+
+from __future__ import annotations
+
+import cv2
+from threadpoolctl import threadpool_limits
+
+__all__ = ["limit_threads", "single_threaded_worker"]
+
+
+def limit_threads(n: int) -> None:
+    """Let OpenCV and the BLAS libraries loaded in this process use at most ``n`` threads."""
+    cv2.setNumThreads(max(1, n))
+    # BLAS only: the OpenMP pool belongs to torch, which has its own setting.
+    threadpool_limits(max(1, n), user_api="blas")
+
+
+def single_threaded_worker(*_: object) -> None:
+    """``initializer``/``worker_init_fn`` of worker processes: one thread each."""
+    limit_threads(1)
