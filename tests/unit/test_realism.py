@@ -51,9 +51,13 @@ def test_c2st_separates_different_tissue_and_not_identical_tissue():
     rng = np.random.default_rng(1)
     real, bluish = tissue(rng, 160), tissue(rng, 160, hue=(150, 130, 220))
     groups = np.arange(160) // 8  # 20 "images" of 8 patches
-    clear = classifier_two_sample_test(real, bluish, groups, groups, seed=0, epochs=4)
-    assert clear["accuracy"] > 0.9 and clear["ci_low"] > 0.8 and clear["p_value"] < 1e-6
-    assert clear["n_test"] % 2 == 0 and clear["n_train"] + clear["n_test"] <= 320
-    null = classifier_two_sample_test(real, tissue(rng, 160), groups, groups, seed=0, epochs=4)
+    kwargs = {"seed": 0, "repeats": 1, "epochs": 10, "batch_size": 16}
+    clear = classifier_two_sample_test(real, bluish, groups, groups, **kwargs)
+    assert clear["accuracy"] > 0.9 and clear["ci_low"] > 0.8
+    assert clear["n_real_images"] == clear["n_synthetic_images"] == 20
+    assert len(clear["real_image_accuracy"]) == 20 and len(clear["repeat_accuracies"]) == 1
+    null = classifier_two_sample_test(real, tissue(rng, 160), groups, groups, **kwargs)
     assert 0.3 < null["accuracy"] < 0.7 and null["ci_low"] < 0.5 < null["ci_high"]
-    assert classifier_two_sample_test(real, bluish, groups, groups, seed=0, epochs=4) == clear
+    assert classifier_two_sample_test(real, bluish, groups, groups, **kwargs) == clear
+    with pytest.raises(ValueError, match="two images"):
+        classifier_two_sample_test(real, bluish, np.zeros(160), groups, **kwargs)
