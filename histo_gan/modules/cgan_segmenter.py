@@ -6,6 +6,12 @@ boundary, or one foreground channel) in [-1, 1]; the spectral-norm PatchGAN disc
 L1 distance to the true mask; a pool of past (mask, H&E) pairs feeds the discriminator. A
 WGAN-GP gradient penalty can be added. Training data may be real, synthetic or both (the
 DataModule's ``synthetic_ratio``); per-sample importance weights scale the L1 term.
+
+L1 makes an unsure generator predict the per-pixel median, which is background wherever
+nuclei cover less than half of the pixels (about 1 in 5 on MoNuSeg): early in training, and
+for good at small budgets, the mask is empty and AJI is 0 while the discriminator wins.
+``foreground_weight`` counts nucleus pixels that many times in the L1 mean (1 = the paper's
+plain L1); about background/foreground, e.g. 4, balances the two.
 """
 
 from __future__ import annotations
@@ -32,7 +38,30 @@ from histo_gan.modules.state import CheckpointedState
 from histo_gan.networks import PatchDiscriminator, UnetGenerator, init_weights
 from histo_gan.types import TrainBatch, to_signed
 
-__all__ = ["SpectralNormCGANSegmenterModule"]
+__all__ = ["SpectralNormCGANSegmenterModule", "foreground_weighted_l1"]
+
+
+def foreground_weighted_l1(
+    prediction: torch.Tensor,
+    target: torch.Tensor,
+    foreground: torch.Tensor,
+    foreground_weight: float = 1.0,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """L1 with nucleus pixels (``foreground`` ``(B, H, W)``) counted ``foreground_weight`` times.
+
+    Per sample the weighted mean over pixels and channels; ``weight`` ``(B,)`` then weights the
+    samples (importance weights). ``foreground_weight=1`` is :func:`l1_loss`.
+    """
+    if foreground_weight == 1.0:
+        return l1_loss(prediction, target, weight)
+    pixel = 1.0 + (foreground_weight - 1.0) * foreground[:, None].to(prediction.dtype)
+    pixel = pixel.expand_as(prediction)
+    per_sample = ((prediction - target).abs() * pixel).flatten(1).sum(1) / pixel.flatten(1).sum(1)
+    if weight is None:
+        return per_sample.mean()
+    weight = weight.to(per_sample.dtype)
+    return (per_sample * weight).sum() / weight.sum().clamp_min(1e-12)
 
 
 class SpectralNormCGANSegmenterModule(EvaluationHooks, CheckpointedState, L.LightningModule):
@@ -45,6 +74,8 @@ class SpectralNormCGANSegmenterModule(EvaluationHooks, CheckpointedState, L.Ligh
             70x70, spectral norm, ``condition_channels=3``); called as ``D(mask, image)``.
         adversarial_loss: a GAN loss with ``generator_loss``/``discriminator_loss``.
         lambda_l1: weight of the L1 term (70 in the released code).
+        foreground_weight: weight of nucleus pixels in the L1 mean, relative to background (1 =
+            plain L1, as the paper).
         pool_size: capacity of the pool of fake (mask, image) pairs (64).
         gradient_penalty_weight: WGAN-GP weight on the discriminator (0 = off).
         discriminator_loss_scale: factor of the discriminator objective (0.5 as pix2pix).
@@ -64,6 +95,7 @@ class SpectralNormCGANSegmenterModule(EvaluationHooks, CheckpointedState, L.Ligh
         discriminator: nn.Module | None = None,
         adversarial_loss: nn.Module | None = None,
         lambda_l1: float = 70.0,
+        foreground_weight: float = 1.0,
         pool_size: int = 64,
         gradient_penalty_weight: float = 0.0,
         discriminator_loss_scale: float = 0.5,
@@ -124,7 +156,7 @@ class SpectralNormCGANSegmenterModule(EvaluationHooks, CheckpointedState, L.Ligh
 
         fake = self.generator(image)
         adversarial = self.adversarial.generator_loss(self.discriminator(fake, image))
-        l1 = l1_loss(fake, mask, weight)
+        l1 = foreground_weighted_l1(fake, mask, batch["label"] > 0, h.foreground_weight, weight)
         generator_loss = adversarial + h.lambda_l1 * l1
         optimize(self, opt_generator, generator_loss)
 

@@ -1,0 +1,134 @@
+"""Every protocol config (as its sweep stacks it) and every data mix runs with fast_dev_run.
+
+The configs read ../shared/data and the committed splits by paths relative to the repository
+root. Tiny overrides keep each case to a step: validation on the bundled sample, no loggers,
+the synthetic datasets replaced by a tiny `hou` set made from the bundled sample.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from histo_gan.cli import main
+from histo_gan.data.sources import bundled_sample_dir
+
+pytestmark = pytest.mark.real_data
+
+REPO = Path(__file__).resolve().parents[2]
+SWEEPS = sorted(
+    p
+    for p in (REPO / "experiments" / "sweeps").glob("*.yaml")
+    if "fit_test.sh" in p.read_text()  # the protocol sweeps (fit + test trials)
+)
+MIXES = sorted((REPO / "experiments" / "protocols" / "mix").glob("*.yaml"))
+CYCLEGAN = ["cyclegan_cpu.yaml", "cyclegan_gpu.yaml"]
+TINY = [
+    "--trainer.accelerator=cpu",
+    "--trainer.fast_dev_run=1",
+    "--trainer.logger=false",
+    "--data.num_workers=0",
+    "--data.val_source=histo_gan.data.BundledSample",
+]
+
+
+def sweep_stack(sweep: Path) -> list[str]:
+    """The fixed arguments of a sweep's command plus the first value of each parameter."""
+    spec = yaml.safe_load(sweep.read_text())
+    start = spec["command"].index("experiments/protocols/fit_test.sh") + 1
+    fixed = [a for a in spec["command"][start:] if a not in ("${args}", "${env}")]
+    first = {
+        name: (p["values"][0] if "values" in p else p["value"])
+        for name, p in spec["parameters"].items()
+    }
+    return fixed + [f"--{name}={value}" for name, value in first.items()]
+
+
+def joined(arguments: list[str]) -> list[str]:
+    """``["--config", "a.yaml", "--x=1"]`` -> ``["--config=a.yaml", "--x=1"]``."""
+    out: list[str] = []
+    for argument in arguments:
+        if out and "=" not in out[-1] and not argument.startswith("--"):
+            out[-1] = f"{out[-1]}={argument}"
+        else:
+            out.append(argument)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_synthetic(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("synthetic") / "hou"
+    code = main(
+        ["synthesize", "--source", str(bundled_sample_dir() / "images"), "--out", str(out)]
+        + ["--method", "hou", "--n", "4", "--size", "256", "--seed", "0", "--grid", "0"]
+    )
+    assert code == 0
+    return out
+
+
+@pytest.fixture
+def at_repo(monkeypatch, tmp_path):
+    monkeypatch.chdir(REPO)
+    return ["--trainer.default_root_dir", str(tmp_path)]
+
+
+def _fit(args: list[str], tmp_path: Path) -> dict:
+    summary = tmp_path / "summary.json"
+    os.environ["HISTO_GAN_SUMMARY"] = str(summary)
+    try:
+        assert main(["fit", *args]) == 0
+    finally:
+        del os.environ["HISTO_GAN_SUMMARY"]
+    return json.loads(summary.read_text())
+
+
+@pytest.mark.parametrize("sweep", SWEEPS, ids=lambda p: p.stem)
+def test_every_protocol_sweep_runs_one_step(sweep, at_repo, tiny_synthetic, tmp_path):
+    args = [a for a in joined(sweep_stack(sweep)) if a != "--config=conf/logger/sweep.yaml"]
+    if any("mix/real+" in a or a.endswith(("mix/hou.yaml", "cyclegan.yaml")) for a in args):
+        args.append(f"--data.synthetic.init_args.root={tiny_synthetic}")
+    summary = _fit([*args, *at_repo, *TINY], tmp_path)
+    assert summary["epochs"] == 1
+    assert "val/aji" in summary and 0.0 <= summary["val/aji"] <= 1.0
+
+
+@pytest.mark.parametrize("mix", MIXES, ids=lambda p: p.stem)
+def test_every_data_mix_trains_on_the_mix(mix, at_repo, tiny_synthetic, tmp_path):
+    config = yaml.safe_load(mix.read_text())["data"]
+    args = ["--config=experiments/protocols/label_budget/cpu.yaml", f"--config={mix}"]
+    if config["synthetic"] is not None:
+        args.append(f"--data.synthetic.init_args.root={tiny_synthetic}")
+    summary = _fit([*args, *at_repo, *TINY], tmp_path)
+    assert 0 < summary["train/loss"] < 10
+    assert 0.0 <= summary["val/aji"] <= 1.0
+
+
+@pytest.mark.parametrize("config", CYCLEGAN)
+def test_cyclegan_configs_run_one_step(config, at_repo, tmp_path):
+    stack = {
+        "cyclegan_cpu.yaml": [],
+        "cyclegan_gpu.yaml": ["conf/trainer/gpu.yaml", "conf/model/cyclegan_mahmood.yaml"],
+    }[config]
+    args = [f"--config={c}" for c in [*stack, f"experiments/protocols/mahmood2019/{config}"]]
+    overrides = ["--data.patch_size=64", "--data.batch_size=1", "--data.patches_per_epoch=1"]
+    summary = _fit([*args, *at_repo, *TINY, *overrides], tmp_path)
+    assert summary["epochs"] == 1 and summary["train/loss_cycle"] > 0
+
+
+def test_split_images_links_only_training_images(tmp_path):
+    split = json.loads((REPO / "experiments/splits/budget_4.json").read_text())
+    images = tmp_path / "images"
+    images.mkdir()
+    for image_id in split["train"] + split["val"] + split["test"]:
+        (images / f"{image_id}.tif").write_bytes(b"")
+    out = tmp_path / "links"
+    script = REPO / "experiments" / "protocols" / "split_images.py"
+    subprocess.run([sys.executable, script, REPO / "experiments/splits/budget_4.json", images, out])
+    assert sorted(p.stem for p in out.iterdir()) == sorted(split["train"])
+    assert all(p.is_symlink() for p in out.iterdir())
