@@ -14,9 +14,12 @@ refined="runs/${METHOD:-hou2019}_refiner_tiny/refined"
 
 run synthesize --source histo_gan/sample_data/images --out runs/hou_initial_tiny \
   --method hou --n 32 --size 96 --seed 0 --overwrite
+initial=(--data.synthetic histo_gan.data.SyntheticFolder --data.synthetic.root runs/hou_initial_tiny
+         --data.predict_source histo_gan.data.SyntheticFolder
+         --data.predict_source.root runs/hou_initial_tiny)   # the dataset on disk, not on the fly
 rm -rf "$refined"   # a fresh export for this refiner
-run fit --config "$config" "$@"
-run predict --config "$config" "$@" --ckpt_path last   # the newest run's last.ckpt
+run fit --config "$config" "${initial[@]}" "$@"
+run predict --config "$config" "${initial[@]}" "$@" --ckpt_path last   # the newest run's last.ckpt
 run fit --config conf/experiment/baseline_unet_tiny.yaml --name "${METHOD:-hou2019}_segmenter_tiny" \
   --data.synthetic histo_gan.data.SyntheticFolder --data.synthetic.root "$refined" \
   --data.synthetic_ratio 0.5 --data.patch_size 64   # the refined patches are 96 px

@@ -18,6 +18,7 @@ _EXPORTS = {
     "DataError": "readers",
     "BundledSample": "sources",
     "ConsepFolder": "sources",
+    "GeneratedInitialPatches": "sources",
     "GeneratedMasks": "sources",
     "ImageFolder": "sources",
     "ImageSource": "sources",

@@ -29,7 +29,7 @@ from histo_gan.data.readers import (
     read_image,
     read_label_map,
 )
-from histo_gan.types import LabeledImage
+from histo_gan.types import UNKNOWN_ORGAN, LabeledImage
 
 __all__ = [
     "BundledSample",
@@ -327,6 +327,57 @@ class GeneratedMasks(ImageSource):
         return LabeledImage(
             image, label, self.image_ids[index], is_synthetic=True, source="generated",
             meta={"seed": self.seed, "index": index},
+        )  # fmt: skip
+
+
+class GeneratedInitialPatches(ImageSource):
+    """Initial synthetic patches made on the fly (no files): random nuclei composed onto
+    inpainted real tissue, as ``histo-gan synthesize --method hou`` writes them.
+
+    For small runs and tests that should not depend on a dataset made beforehand; for real
+    runs, ``histo-gan synthesize`` once and read the dataset with :class:`SyntheticFolder`.
+    Item ``i`` equals sample ``i`` of the same synthesis on disk (same ``seed``, ``size`` and
+    source images), with its ``meta`` (``source_ids``, organ, crops).
+
+    Args:
+        source: the real tissue (labels unused; default: the bundled sample).
+        n: number of patches.
+        size: side of each patch in pixels.
+        seed: seed of the synthesis.
+        masks: the mask generator (default: Hou's random polygons).
+    """
+
+    def __init__(
+        self,
+        source: ImageSource | None = None,
+        n: int = 256,
+        size: int = 128,
+        seed: int = 0,
+        masks=None,
+    ) -> None:
+        if n <= 0:
+            raise ValueError(f"GeneratedInitialPatches needs n > 0, got n={n}")
+        self.source = source if source is not None else BundledSample()
+        self.n, self.size, self.seed, self.masks = n, size, seed, masks
+        self.image_ids = [f"initial{i:06d}" for i in range(n)]
+        self.organs = [UNKNOWN_ORGAN] * n  # known per item once it is drawn (meta["organ"])
+        self._synthesis = None
+
+    def _built(self):
+        if self._synthesis is None:
+            from histo_gan.synthesis.masks import RandomPolygonMasks
+            from histo_gan.synthesis.pipeline import InitialSynthesis
+
+            images = [self.source.load(i) for i in range(len(self.source))]
+            masks = self.masks if self.masks is not None else RandomPolygonMasks()
+            self._synthesis = InitialSynthesis(images, masks, self.size, self.seed)
+        return self._synthesis
+
+    def load(self, index: int) -> LabeledImage:
+        image, label, meta = self._built().sample(index)
+        return LabeledImage(
+            image, label, self.image_ids[index], organ=meta.get("organ", UNKNOWN_ORGAN),
+            source="generated", is_synthetic=True, meta=meta,
         )  # fmt: skip
 
 
