@@ -22,11 +22,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The suite must leave the repository as it found it: `git status` before and after must agree.
+# The suite runs in TEST_WORKERS processes (one thread each) and must leave the repository as
+# it found it: `git status` before and after must agree.
+TEST_WORKERS ?= 2
 test: $(STAMP)
 	@before=$$(mktemp); after=$$(mktemp); \
 	git status --porcelain --untracked-files=all > $$before 2>/dev/null || true; \
-	$(PY) -m pytest -q; code=$$?; \
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS); code=$$?; \
 	git status --porcelain --untracked-files=all > $$after 2>/dev/null || true; \
 	if ! cmp -s $$before $$after; then \
 		echo "make test: the tests changed the repository (git status before/after):"; \
