@@ -31,6 +31,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from scipy.stats import wasserstein_distance
 from skimage.color import rgb2hed
 
 from histo_gan.cli import main as histo_gan
@@ -43,17 +44,19 @@ from histo_gan.types import to_unit
 MONUSEG = Path(__file__).resolve().parents[2] / "shared" / "data" / "monuseg" / "train"
 
 
-def module(schedule: RefinerSchedule, lr: float = 2e-4) -> HardExampleRefinerModule:
-    def adam(p):
-        return torch.optim.Adam(p, lr=lr, betas=(0.5, 0.999))
+def module(
+    schedule: RefinerSchedule, lr: float = 2e-4, d_lr: float = 1e-3
+) -> HardExampleRefinerModule:
+    def adam(rate):
+        return lambda p: torch.optim.Adam(p, lr=rate, betas=(0.5, 0.999))
 
     return HardExampleRefinerModule(
         ReferenceRefiner(base_channels=16, texture_channels=16, texture_convs=3, blocks=2),
         PairDiscriminator(base_channels=16, texture_channels=16, texture_convs=3,
                           convs_per_stage=2),
         SegmentationHead(SmpUnet("resnet18", 3, (16, 8, 4)), boundary_width=1),
-        schedule=schedule, history_size=256, generator_optimizer=adam,
-        discriminator_optimizer=adam,
+        schedule=schedule, history_size=256, generator_optimizer=adam(lr),
+        discriminator_optimizer=adam(d_lr),
     )  # fmt: skip
 
 
@@ -66,30 +69,54 @@ def data(initial: Path, seed: int, patches: int, batch: int) -> HistoDataModule:
     )  # fmt: skip
 
 
-def stain(images: torch.Tensor) -> np.ndarray:
-    """Mean (H, E) optical density of ``(B, 3, H, W)`` images in [0, 1]."""
-    hed = rgb2hed(images.permute(0, 2, 3, 1).reshape(-1, 1, 3).numpy().astype(np.float64))
-    return hed.reshape(-1, 3)[:, :2].mean(axis=0)
+def synthesize(out: Path, n: int = 96) -> Path:
+    """The initial patches (``histo-gan synthesize --method hou``, seed 0) under ``out``."""
+    initial = out / "initial"
+    if not (initial / "manifest.jsonl").exists():
+        assert histo_gan(["synthesize", "--source", str(MONUSEG / "images"), "--out", str(initial),
+                          "--method", "hou", "--n", str(n), "--size", "96", "--seed", "0"]) == 0  # fmt: skip
+    return initial
+
+
+def held_out_batch(initial: Path, n: int = 64) -> dict:
+    """``n`` pairs drawn with data seed 99 (training uses the run's own seed)."""
+    return next(iter(data(initial, seed=99, patches=n, batch=n).train_dataloader()))
+
+
+def hed(images: torch.Tensor) -> np.ndarray:
+    """``(B, 3, H, W)`` images in [0, 1] -> H and E optical densities of all pixels ``(N, 2)``."""
+    pixels = images.permute(0, 2, 3, 1).reshape(-1, 1, 3).numpy().astype(np.float64)
+    return rgb2hed(pixels).reshape(-1, 3)[:, :2]
+
+
+def stain_distances(images: torch.Tensor, real: torch.Tensor) -> dict:
+    """Distance of the stain of ``images`` to ``real``'s (all pixels of whole patches):
+    ``mean_H``/``mean_E`` |difference of the mean optical densities|, ``w1_H``/``w1_E`` the
+    Wasserstein-1 distance between the pixel distributions."""
+    a, b = hed(images), hed(real)
+    out = {}
+    for k, name in enumerate("HE"):
+        out[f"mean_{name}"] = float(abs(a[:, k].mean() - b[:, k].mean()))
+        out[f"w1_{name}"] = float(wasserstein_distance(a[:, k], b[:, k]))
+    return out
 
 
 @torch.no_grad()
 def measure(m: HardExampleRefinerModule, held_out: dict) -> dict:
+    """Eval mode (as exported): mean |X - I| in [0, 1], D's accuracy on the held-out real pairs
+    and fake pairs (threshold 0.5 on the mean of its per-location probabilities), the stain
+    distances of the initial and refined patches to the real ones."""
     m.eval()
     view = RefinerBatch.from_batch(held_out)
-    refined = m.G(view.initial, view.reference)
+    refined = to_unit(m.G(view.initial, view.reference))
     p_real = torch.sigmoid(m.D(view.real, view.real_reference)).flatten(1).mean(1)
-    p_fake = torch.sigmoid(m.D(refined, view.reference)).flatten(1).mean(1)
+    p_fake = torch.sigmoid(m.D(refined * 2 - 1, view.reference)).flatten(1).mean(1)
     m.train()
-    real, initial, out = stain(held_out["real"]), stain(held_out["image"]), stain(to_unit(refined))
     return {
-        "mean_abs_change": float((to_unit(refined) - held_out["image"]).abs().mean()),
+        "mean_abs_change": float((refined - held_out["image"]).abs().mean()),
         "d_accuracy": float(((p_real > 0.5).float().mean() + (p_fake <= 0.5).float().mean()) / 2),
-        "d_accuracy_real": float((p_real > 0.5).float().mean()),
-        "d_accuracy_fake": float((p_fake <= 0.5).float().mean()),
-        "stain_real_HE": real.tolist(), "stain_initial_HE": initial.tolist(),
-        "stain_refined_HE": out.tolist(),
-        "stain_distance_initial": np.abs(initial - real).tolist(),
-        "stain_distance_refined": np.abs(out - real).tolist(),
+        "stain_initial": stain_distances(held_out["image"], held_out["real"]),
+        "stain_refined": stain_distances(refined, held_out["real"]),
     }  # fmt: skip
 
 
@@ -101,32 +128,42 @@ def fit(m, dm, batches: int) -> float:
     return time.time() - start
 
 
-def run(out: Path, rounds: int, identity_steps: int) -> dict:
-    initial = out / "initial"
-    if not (initial / "manifest.jsonl").exists():
-        assert histo_gan(["synthesize", "--source", str(MONUSEG / "images"), "--out", str(initial),
-                          "--method", "hou", "--n", "96", "--size", "96", "--seed", "0"]) == 0  # fmt: skip
-    held_out = next(iter(data(initial, seed=99, patches=64, batch=64).train_dataloader()))
+def identity_check(initial: Path, held_out: dict, steps: int, seed: int = 0) -> dict:
+    """L_reg only from a random G: every convolution re-drawn with PyTorch's default init."""
+    L.seed_everything(seed)
+    m = module(RefinerSchedule(steps, 0, 0, 0, 0, final_segmenter_steps=0), lr=1e-3)
+    for layer in m.G.modules():
+        if isinstance(layer, torch.nn.Conv2d):
+            layer.reset_parameters()
+    before = measure(m, held_out)["mean_abs_change"]
+    seconds = fit(m, data(initial, seed, 8 * steps, 8), steps)
+    return {"steps": steps, "seed": seed, "mean_abs_change_before": before,
+            "mean_abs_change_after": measure(m, held_out)["mean_abs_change"], "seconds": seconds}  # fmt: skip
+
+
+def adversarial_check(initial: Path, held_out: dict, pretrain: int, rounds: int,
+                      seed: int = 0) -> dict:  # fmt: skip
+    """Algorithm 1's first stages: G on L_reg, D, then ``rounds`` x (G, D); G starts at the
+    identity, so its pre-training is short."""
+    L.seed_everything(seed)
+    schedule = RefinerSchedule(pretrain, pretrain, rounds, 0, 0, 1, 1, 0, 0)
+    m = module(schedule)
+    before = measure(m, held_out)
+    seconds = fit(m, data(initial, seed, 8 * schedule.total, 8), schedule.total)
+    return {"seed": seed, "batches": schedule.total, "seconds": seconds, "before": before,
+            "after": measure(m, held_out)}  # fmt: skip
+
+
+def run(out: Path, rounds: int, pretrain: int, identity_steps: int, seeds: list[int]) -> dict:
+    initial = synthesize(out)
+    held_out = held_out_batch(initial)
     results = {}
-
-    L.seed_everything(0)
-    identity = module(RefinerSchedule(identity_steps, 0, 0, 0, 0, final_segmenter_steps=0), 1e-3)
-    torch.nn.init.normal_(identity.G.head.weight, 0.0, 0.1)  # start far from the identity
-    before = measure(identity, held_out)["mean_abs_change"]
-    seconds = fit(identity, data(initial, 0, 8 * identity_steps, 8), identity_steps)
-    after = measure(identity, held_out)["mean_abs_change"]
-    results["identity"] = {"steps": identity_steps, "mean_abs_change_before": before,
-                           "mean_abs_change_after": after, "seconds": seconds}  # fmt: skip
-    print(json.dumps(results["identity"]), flush=True)
-
-    L.seed_everything(0)
-    schedule = RefinerSchedule(50, 50, rounds, 0, 0, 1, 1, 0, 0)
-    adversarial = module(schedule)
-    results["adversarial_before"] = measure(adversarial, held_out)
-    seconds = fit(adversarial, data(initial, 0, 8 * schedule.total, 8), schedule.total)
-    results["adversarial_after"] = measure(adversarial, held_out) | {"batches": schedule.total,
-                                                                    "seconds": seconds}  # fmt: skip
-    print(json.dumps(results, indent=1), flush=True)
+    for seed in seeds:
+        results[f"identity_{seed}"] = identity_check(initial, held_out, identity_steps, seed)
+        print(json.dumps(results[f"identity_{seed}"]), flush=True)
+        results[f"adversarial_{seed}"] = adversarial_check(initial, held_out, pretrain, rounds,
+                                                           seed)  # fmt: skip
+        print(json.dumps(results[f"adversarial_{seed}"]), flush=True)
     return results
 
 
@@ -134,8 +171,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("/tmp/hou_learning"))
     parser.add_argument("--rounds", type=int, default=150)
+    parser.add_argument("--pretrain", type=int, default=50)
     parser.add_argument("--identity-steps", type=int, default=150)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(run(args.out, args.rounds,
-                                                          args.identity_steps), indent=1))  # fmt: skip
+    results = run(args.out, args.rounds, args.pretrain, args.identity_steps, args.seeds)
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))

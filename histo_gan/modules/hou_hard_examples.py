@@ -18,7 +18,11 @@ weight 1 (:class:`~histo_gan.callbacks.SyntheticExport`).
 Where the paper is silent (see also :mod:`~histo_gan.modules.refiner_steps`): loss terms on the
 released code's per-sample-sum scale; ``L_real`` non-saturating; R trains on the current
 batch's refined patches (the released code also replays buffer samples to R); the buffer holds
-the refined patches D has seen; D in eval mode when judging for G.
+the refined patches D has seen; D in eval mode when judging for G; a
+:class:`~histo_gan.networks.ReferenceRefiner` starts as the exact identity (zero head, after
+``init_weights``): the papers initialise G at random and pre-train it on ``L_reg``, but a
+random residual that the short pre-training of small budgets leaves in place moved the
+refined stain away from the real patches (benchmarks/hou_refiner_learning.py).
 """
 
 from __future__ import annotations
@@ -112,6 +116,8 @@ class HardExampleRefinerModule(EvaluationHooks, CheckpointedState, L.LightningMo
         self.automatic_optimization = False
         self.save_hyperparameters(ignore=NETWORK_ARGS)
         self.G = init_weights(refiner or ReferenceRefiner())
+        if isinstance(self.G, ReferenceRefiner):
+            self.G.zero_residual()
         self.D = init_weights(discriminator or PairDiscriminator())
         self.R = segmentation_head or SegmentationHead()
         self.phases = (schedule or RefinerSchedule()).build()
