@@ -297,7 +297,7 @@ SCHEDULE_OF_8 = [f"--model.init_args.schedule.init_args.{k}=1" for k in (
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["hou2017", "hou2019"])
-def test_fast_dev_run_under_two_process_ddp(tmp_path, masks, repo_root, method):
+def test_fast_dev_run_under_two_process_ddp(tmp_path, repo_root, method):
     """Every phase leaves two networks idle: DDP runs with find_unused_parameters and each
     process keeps its own history buffer (seeded alike)."""
     logger = f"--trainer.logger=[{{class_path: lightning.pytorch.loggers.CSVLogger, init_args: {{save_dir: {tmp_path}, name: ddp}}}}]"
@@ -305,8 +305,8 @@ def test_fast_dev_run_under_two_process_ddp(tmp_path, masks, repo_root, method):
         [sys.executable, "-m", "histo_gan.cli", "fit", "--config",
          f"conf/experiment/{method}_refiner_tiny.yaml", logger, "--trainer.callbacks=[]",
          "--trainer.strategy=ddp_find_unused_parameters_true", "--trainer.devices=2",
-         "--trainer.fast_dev_run=8", f"--data.synthetic.root={masks}",
-         f"--data.predict_source.root={masks}", "--data.patch_size=32", "--data.batch_size=2",
+         "--trainer.fast_dev_run=8", "--data.synthetic.n=16", "--data.patch_size=32",
+         "--data.batch_size=2",
          *SCHEDULE_OF_8],
         cwd=repo_root, capture_output=True, text=True, timeout=300,
         env=dict(os.environ, PYTHONUNBUFFERED="1"),
