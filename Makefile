@@ -37,8 +37,7 @@ test: $(STAMP)
 	rm -f $$before $$after; exit $$code
 
 demo: $(STAMP)
-	$(VENV)/bin/histo-gan fit --config $(DEMO_CONFIG)
-	$(VENV)/bin/histo-gan test --config $(DEMO_CONFIG) --ckpt_path best
+	HISTO_GAN=$(VENV)/bin/histo-gan experiments/demo.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check histo_gan tests benchmarks tools
