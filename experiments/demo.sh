@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The suite's story on the bundled sample in a few CPU minutes (`make demo`):
+# The suite's story on the bundled sample in a few CPU minutes (`make demo`; 104 s on 2 CPU
+# cores with light load, about 3x that when the cores are shared with other jobs):
 #   1. synthesize: initial `hou` patches (real backgrounds + random nuclei, exact label maps),
 #   2. a GAN method: the hou2019 refiner (G, D and segmenter R by Algorithm 1) at tiny size,
 #      then its refined patches exported by `predict`,
@@ -47,6 +48,5 @@ step "4/4 evaluate on the held-out crop and compare"
 "$hg" test "${segmenter[@]}" --name real --ckpt_path best
 "$hg" test "${segmenter[@]}" --name real_refined "${with_refined[@]}" --ckpt_path best
 "$hg" report "$out/real" "$out/real_refined" --out "$out/report" --metrics aji,dice,pq
-cat "$out/report/table.md"
 echo
 echo "sample grids: $initial/sample_grid.png, $out/refiner/version_0/samples/"
