@@ -9,8 +9,6 @@ STAMP := $(VENV)/.installed
 export NO_ALBUMENTATIONS_UPDATE := 1
 export WANDB_MODE ?= offline
 
-DEMO_CONFIG := conf/experiment/baseline_unet_tiny.yaml
-
 .PHONY: install test demo lint clean benchmarks
 
 $(STAMP): pyproject.toml
@@ -45,6 +43,8 @@ lint: $(STAMP)
 benchmarks: $(STAMP)
 	$(PY) benchmarks/metrics_speed.py
 	$(PY) benchmarks/synthesis_speed.py
+	$(PY) benchmarks/daff_vs_pix2pixhd.py
+	$(PY) benchmarks/lightning_overhead.py
 
 clean:
 	rm -rf runs lightning_logs .pytest_cache

@@ -68,7 +68,59 @@ def cgan_segmenter(paper: bool):
     ), {}
 
 
-MODULES = {"segmenter": segmenter, "cyclegan": cyclegan, "cgan_segmenter": cgan_segmenter}
+def _refiner_parts(paper: bool) -> dict:
+    from histo_gan.modules import RefinerSchedule, SegmentationHead
+    from histo_gan.networks import PairDiscriminator, ReferenceRefiner, SmpUnet
+
+    width = 32 if paper else 16
+    # straight into the joint G/D/R rounds, the phase that trains all three networks
+    schedule = RefinerSchedule(0, 0, 0, 0, joint_rounds=10**6, generator_steps=1,
+                               discriminator_steps=1, segmenter_steps=1, final_segmenter_steps=0)  # fmt: skip
+    network = SmpUnet("resnet34") if paper else SmpUnet("resnet18", 3, (64, 32, 16))
+    return {"refiner": ReferenceRefiner(base_channels=width, texture_channels=width),
+            "discriminator": PairDiscriminator(base_channels=width, texture_channels=width),
+            "segmentation_head": SegmentationHead(network), "schedule": schedule}  # fmt: skip
+
+
+REFINER_DATA = {"synthetic_ratio": 1.0, "reference": "same_image", "unpaired_real": True}
+
+
+def hou2017(paper: bool):
+    from histo_gan.data import GeneratedInitialPatches
+    from histo_gan.modules import HardExampleRefinerModule
+
+    return HardExampleRefinerModule(**_refiner_parts(paper)), {
+        **REFINER_DATA, "synthetic": GeneratedInitialPatches(n=64, size=256)}  # fmt: skip
+
+
+def hou2019(paper: bool):
+    from histo_gan.data import GeneratedInitialPatches
+    from histo_gan.modules import ImportanceSamplingRefinerModule
+
+    return ImportanceSamplingRefinerModule(**_refiner_parts(paper)), {
+        **REFINER_DATA, "synthetic": GeneratedInitialPatches(n=64, size=256)}  # fmt: skip
+
+
+def _pix2pixhd_stage2(generator_class: str, paper: bool):
+    import histo_gan.networks as networks
+    from histo_gan.modules import MaskToImage, Pix2PixHDModule
+
+    width, blocks = (64, 9) if paper else (16, 3)
+    generator = getattr(networks, generator_class)(3, 3, base_channels=width, n_blocks=blocks)
+    discriminator = networks.MultiscaleDiscriminator(3, base_channels=width, condition_channels=3)
+    return Pix2PixHDModule(generator, MaskToImage(), discriminator), {}
+
+
+def pix2pixhd(paper: bool):
+    return _pix2pixhd_stage2("GlobalGenerator", paper)
+
+
+def daffgan(paper: bool):
+    return _pix2pixhd_stage2("DAFFGenerator", paper)
+
+
+MODULES = {"segmenter": segmenter, "cyclegan": cyclegan, "cgan_segmenter": cgan_segmenter,
+           "hou2017": hou2017, "hou2019": hou2019, "pix2pixhd": pix2pixhd, "daffgan": daffgan}  # fmt: skip
 
 
 def cached_batches(args, data_options: dict) -> list[dict]:
@@ -132,7 +184,8 @@ def run_lightning(module, batches, args, device) -> tuple[float, float]:
 def _plain_harness(module, optimizers) -> None:
     """Replace what ``training_step`` uses of Lightning with plain torch."""
     module._trainer = SimpleNamespace(optimizers=optimizers, max_epochs=-1, max_steps=-1,
-                                      current_epoch=0, global_step=0, callbacks=[])  # fmt: skip
+                                      current_epoch=0, global_step=0, callbacks=[],
+                                      loggers=[], logger=None)  # fmt: skip
     module.optimizers = lambda use_pl_optimizer=True: (
         optimizers if len(optimizers) > 1 else optimizers[0]
     )

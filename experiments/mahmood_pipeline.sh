@@ -11,8 +11,8 @@ run() { ${HISTO_GAN:-.venv/bin/histo-gan} "$@"; }
 
 rm -rf runs/mahmood_cyclegan_tiny/pairs   # a fresh export for this CycleGAN
 run fit --config conf/experiment/mahmood_cyclegan_tiny.yaml "$@"
-run predict --config conf/experiment/mahmood_cyclegan_tiny.yaml \
-  --ckpt_path last   # the newest run's last.ckpt "$@"
+# --ckpt_path last: the newest run's last.ckpt
+run predict --config conf/experiment/mahmood_cyclegan_tiny.yaml --ckpt_path last "$@"
 run fit --config conf/experiment/mahmood_cgan_tiny.yaml \
   --data.synthetic histo_gan.data.SyntheticFolder \
   --data.synthetic.root runs/mahmood_cyclegan_tiny/pairs --data.synthetic_ratio 0.5 "$@"
