@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 
-from histo_gan.realism import classifier_two_sample_test, stain_distance
+from histo_gan.realism import classifier_two_sample_test, random_patches, stain_distance
 from histo_gan.types import Synthesizer
 
 __all__ = ["RealismMonitor"]
@@ -15,16 +15,10 @@ __all__ = ["RealismMonitor"]
 
 def _crops(images: torch.Tensor, size: int, rng: np.random.Generator) -> np.ndarray:
     """One random ``size``-px crop of each image: ``(B, 3, H, W)`` in [0, 1] -> ``uint8``
-    ``(B, size, size, 3)``."""
-    _, _, h, w = images.shape
-    if min(h, w) < size:
-        raise ValueError(f"images of {h}x{w} px are smaller than the patch size {size}")
-    out = np.empty((len(images), size, size, 3), np.uint8)
+    ``(B, size, size, 3)`` (:func:`~histo_gan.realism.random_patches`, one per image)."""
     pixels = (images.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
-    for k, image in enumerate(pixels):
-        y, x = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
-        out[k] = image[:, y : y + size, x : x + size].permute(1, 2, 0).numpy()
-    return out
+    pixels = list(pixels.permute(0, 2, 3, 1).numpy())
+    return random_patches(pixels, size, len(pixels), rng)[0]
 
 
 class RealismMonitor(L.Callback):
