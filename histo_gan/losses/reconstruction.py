@@ -39,7 +39,7 @@ def refiner_regularization(
     initial: torch.Tensor,
     l1_weight: float,
     l2_weight: float,
-    reduction: Literal["mean", "sum"] = "mean",
+    reduction: Literal["mean", "sum", "none"] = "mean",
 ) -> torch.Tensor:
     """The refiner's elastic-net term ``l1_weight * |I - X|_1 + l2_weight * |I - X|_2^2``
     (hou2017 Eq. 3, hou2019 §4.2; the L2 term squared as in an elastic net and in the authors'
@@ -50,17 +50,17 @@ def refiner_regularization(
         l1_weight, l2_weight: lambda_1 and lambda_2.
         reduction: ``mean``: both norms are means over all pixels and channels (and the batch);
             ``sum``: sums over each sample's pixels and channels, then the batch mean, the scale
-            the released code (and so the papers' lambdas) used.
+            the released code (and so the papers' lambdas) used; ``none``: those per-sample
+            sums, ``(B,)``.
 
     Returns:
-        A scalar tensor.
+        A scalar tensor, or ``(B,)`` for ``reduction="none"``.
     """
     difference = (refined - initial).float()
     if reduction == "mean":
-        l1, l2 = difference.abs().mean(), difference.square().mean()
-    elif reduction == "sum":
-        l1 = difference.abs().flatten(1).sum(dim=1).mean()
-        l2 = difference.square().flatten(1).sum(dim=1).mean()
-    else:
-        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
-    return l1_weight * l1 + l2_weight * l2
+        return l1_weight * difference.abs().mean() + l2_weight * difference.square().mean()
+    if reduction not in ("sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    flat = difference.flatten(1)
+    per_sample = l1_weight * flat.abs().sum(dim=1) + l2_weight * flat.square().sum(dim=1)
+    return per_sample if reduction == "none" else per_sample.mean()

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from histo_gan.losses import refiner_regularization
 from histo_gan.modules.phases import Phase, PhaseSchedule, Rounds
 from histo_gan.modules.targets import instance_boundaries
 from histo_gan.types import to_signed, to_unit
@@ -275,10 +276,9 @@ def generator_objective(
     (a :class:`~histo_gan.modules.SegmentationHead`) on the refined patch and its initial mask.
     ``weights`` holds ``alpha, beta, gamma, lambda_l1, lambda_l2``.
     """
-    difference = (refined - data.initial).float().flatten(1)
-    regularization = weights["lambda_l1"] * difference.abs().sum(1) + weights[
-        "lambda_l2"
-    ] * difference.square().sum(1)  # refiner_regularization(reduction="sum"), per sample
+    regularization = refiner_regularization(
+        refined, data.initial, weights["lambda_l1"], weights["lambda_l2"], reduction="none"
+    )
     terms = {"reg": masked_mean(regularization, data.synthetic)}
     if phase == GENERATOR_PRETRAIN:
         return terms["reg"], terms

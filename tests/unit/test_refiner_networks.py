@@ -162,5 +162,7 @@ def test_refiner_regularization_by_hand():
     # sum: per-sample sums (4 and 0; 6 and 0), then the batch mean.
     summed = refiner_regularization(refined, initial, 0.1, 0.01, reduction="sum")
     assert torch.isclose(summed, torch.tensor(0.1 * 2 + 0.01 * 3))
+    per_sample = refiner_regularization(refined, initial, 0.1, 0.01, reduction="none")
+    torch.testing.assert_close(per_sample, torch.tensor([0.1 * 4 + 0.01 * 6, 0.0]))
     with pytest.raises(ValueError, match="reduction"):
         refiner_regularization(refined, initial, 1, 1, reduction="max")
