@@ -31,6 +31,11 @@ class Phase:
         if self.steps < 0:
             raise ValueError(f"phase {self.name!r}: steps must be >= 0, got {self.steps}")
 
+    @property
+    def length(self) -> int:
+        """Training batches of the stage (as :attr:`Rounds.length`)."""
+        return self.steps
+
 
 @dataclass(frozen=True)
 class Rounds:
@@ -63,7 +68,7 @@ class PhaseSchedule:
     """
 
     def __init__(self, stages: list[Phase | Rounds]) -> None:
-        self.stages = [s for s in stages if (s.steps if isinstance(s, Phase) else s.length) > 0]
+        self.stages = [s for s in stages if s.length > 0]
         if not self.stages:
             raise ValueError("a phase schedule needs at least one stage with steps > 0")
         self.position = 0
@@ -71,9 +76,8 @@ class PhaseSchedule:
     def _lookup(self, position: int) -> tuple[str, int, int]:
         """``(phase name, stage index, round index)`` of batch ``position``."""
         for index, stage in enumerate(self.stages):
-            length = stage.steps if isinstance(stage, Phase) else stage.length
             last = index == len(self.stages) - 1
-            if position < length or last:
+            if position < stage.length or last:
                 if isinstance(stage, Phase):
                     return stage.name, index, 0
                 round_index, offset = divmod(position, stage.cycle)
@@ -81,7 +85,7 @@ class PhaseSchedule:
                     if offset < phase.steps:
                         return phase.name, index, round_index
                     offset -= phase.steps
-            position -= length
+            position -= stage.length
         raise AssertionError("unreachable: the last stage absorbs every position")
 
     @property

@@ -97,7 +97,7 @@ class RefinerSchedule:
 
     @property
     def total(self) -> int:
-        return sum(s.steps if isinstance(s, Phase) else s.length for s in self.stages)
+        return sum(stage.length for stage in self.stages)
 
     def build(self) -> PhaseSchedule:
         return PhaseSchedule(self.stages)
