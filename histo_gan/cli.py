@@ -26,7 +26,6 @@ import logging
 import os
 import re
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -42,6 +41,7 @@ from histo_gan.callbacks.divergence import DivergenceError, DivergenceGuard  # n
 from histo_gan.data.datamodule import HistoDataModule  # noqa: E402
 from histo_gan.data.readers import DataError  # noqa: E402
 from histo_gan.distributed import is_first_process  # noqa: E402
+from histo_gan.files import write_text_atomic  # noqa: E402
 from histo_gan.runs import CHECKPOINT_ALIASES, RunFolder, find_checkpoint, versions  # noqa: E402
 
 DEFAULT_ROOT = "runs"
@@ -223,10 +223,7 @@ def write_summary(trainer, stage: str) -> dict:
     if os.environ.get("HISTO_GAN_SUMMARY"):
         targets.append(Path(os.environ["HISTO_GAN_SUMMARY"]))
     for path in targets:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
-            json.dump(summary, f, indent=2)
-        os.replace(f.name, path)
+        write_text_atomic(path, json.dumps(summary, indent=2))
     return summary
 
 

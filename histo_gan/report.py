@@ -55,13 +55,14 @@ import io
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
 
 import numpy as np
 import yaml
+
+from histo_gan.files import write_text_atomic
 
 __all__ = ["Arm", "Run", "build_table", "find_runs", "load_run", "main", "write_report"]
 
@@ -396,13 +397,6 @@ def plot_organs(organ_rows: list[dict], metric: str, path: Path) -> None:
     plt.close(fig)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
-        f.write(text)
-    os.replace(f.name, path)
-
-
 def write_report(
     runs: list[Run],
     out: Path,
@@ -417,13 +411,13 @@ def write_report(
         runs, metrics, reference, bootstrap["n"], bootstrap["seed"], bootstrap["level"]
     )
     markdown = markdown_table(rows, metrics, reference, bootstrap)
-    _atomic_write(out / "table.md", markdown)
-    _atomic_write(out / "table.csv", _csv_text(rows))
-    _atomic_write(out / "per_organ.csv", _csv_text(organ_rows))
+    write_text_atomic(out / "table.md", markdown)
+    write_text_atomic(out / "table.csv", _csv_text(rows))
+    write_text_atomic(out / "per_organ.csv", _csv_text(organ_rows))
     run_rows = [{**r.arm.__dict__, "seed": r.seed, "images": len(r.rows),
                  "path": Path(os.path.relpath(r.path, base)).as_posix()}
                 for r in sorted(runs, key=lambda r: (r.arm.sort_key(), r.seed, str(r.path)))]  # fmt: skip
-    _atomic_write(out / "runs.csv", _csv_text(run_rows))
+    write_text_atomic(out / "runs.csv", _csv_text(run_rows))
     if plots:
         for metric in metrics:
             plot_budgets(rows, metric, out / f"budget_{metric}.png")

@@ -31,11 +31,12 @@ import os
 import shlex
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import yaml
+
+from histo_gan.files import write_text_atomic
 
 __all__ = ["expand_trials", "main", "resolved_config", "trial_command", "trial_id"]
 
@@ -131,12 +132,6 @@ def trial_id(command: list[str], config: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
-        f.write(text)
-    os.replace(f.name, path)
-
-
 def _format(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
@@ -191,10 +186,10 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row(*(_format(row.get(c, row["status"])) for c in columns))
     console.print(table)
     keys = sorted({k for r in results for k in r}, key=lambda k: (k not in columns, k))
-    with tempfile.NamedTemporaryFile("w", dir=out, suffix=".tmp", delete=False, newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(results)
-    os.replace(f.name, out / "sweep_results.csv")
-    _write_atomic(out / "sweep_results.json", json.dumps(results, indent=2, default=str))
+    table_csv = io.StringIO()
+    writer = csv.DictWriter(table_csv, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(results)
+    write_text_atomic(out / "sweep_results.csv", table_csv.getvalue())
+    write_text_atomic(out / "sweep_results.json", json.dumps(results, indent=2, default=str))
     return 0 if len(ok) == len(results) else 1

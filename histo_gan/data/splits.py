@@ -8,8 +8,6 @@ sets) and are saved with each run (``split.json``) so that a result can be trace
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from histo_gan.data.readers import DataError
+from histo_gan.files import write_text_atomic
 
 __all__ = [
     "FixedSplit",
@@ -49,11 +48,7 @@ class Split:
 
     def save(self, path: str | Path) -> None:
         """Write the split as JSON, atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
-            json.dump(asdict(self), f, indent=2)
-        os.replace(f.name, path)
+        write_text_atomic(path, json.dumps(asdict(self), indent=2))
 
     @classmethod
     def load(cls, path: str | Path) -> Split:

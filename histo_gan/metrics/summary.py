@@ -15,13 +15,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from histo_gan.files import write_text_atomic
 from histo_gan.metrics.instance import AGGREGATABLE, ImageStats, scores_from_stats
 
 __all__ = [
@@ -85,13 +84,6 @@ def print_metric_table(
     Console(width=max(Console().width, 132)).print(table)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
-        f.write(text)
-    os.replace(f.name, path)
-
-
 def write_results(rows: Sequence[dict], summary: dict, out_dir: Path, prefix: str = "") -> None:
     """Write ``<prefix>metrics_per_image.csv`` and ``<prefix>metrics.json`` atomically."""
     buffer = io.StringIO()
@@ -99,8 +91,8 @@ def write_results(rows: Sequence[dict], summary: dict, out_dir: Path, prefix: st
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    _atomic_write(out_dir / f"{prefix}metrics_per_image.csv", buffer.getvalue())
-    _atomic_write(out_dir / f"{prefix}metrics.json", json.dumps(summary, indent=2))
+    write_text_atomic(out_dir / f"{prefix}metrics_per_image.csv", buffer.getvalue())
+    write_text_atomic(out_dir / f"{prefix}metrics.json", json.dumps(summary, indent=2))
 
 
 def unflatten_summary(values: dict[str, float], prefix: str = "") -> dict:
