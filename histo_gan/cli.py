@@ -42,7 +42,7 @@ from histo_gan.data.datamodule import HistoDataModule  # noqa: E402
 from histo_gan.data.readers import DataError  # noqa: E402
 from histo_gan.distributed import is_first_process  # noqa: E402
 from histo_gan.files import write_text_atomic  # noqa: E402
-from histo_gan.runs import CHECKPOINT_ALIASES, RunFolder, find_checkpoint, versions  # noqa: E402
+from histo_gan.runs import CHECKPOINT_ALIASES, RunFolder, find_checkpoint, next_version  # noqa: E402
 
 DEFAULT_ROOT = "runs"
 DEFAULT_LOGGERS = [
@@ -112,7 +112,7 @@ class HistoGanCLI(LightningCLI):
         elif is_first_process():
             self.run = HistoGanCLI.created_run = RunFolder.create(self.run_root, self.run_name)
         else:  # another rank of a job started by torchrun or srun: rank 0 makes the folder
-            version = (versions(self.run_root, self.run_name) or [-1])[-1] + 1
+            version = next_version(self.run_root, self.run_name)
             self.run = RunFolder(self.run_root, self.run_name, version)  # never created
         trainer_config = self._get(self.config_init, "trainer", default={})
         kwargs["default_root_dir"] = str(self.run.path)

@@ -20,7 +20,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CHECKPOINT_ALIASES", "RunFolder", "find_checkpoint", "versions"]
+__all__ = ["CHECKPOINT_ALIASES", "RunFolder", "find_checkpoint", "next_version", "versions"]
 
 CHECKPOINT_ALIASES = ("last", "best")
 _VERSION = re.compile(r"^version_(\d+)$")
@@ -33,6 +33,11 @@ def versions(root: str | Path, name: str) -> list[int]:
         return []
     found = (_VERSION.match(entry.name) for entry in folder.iterdir() if entry.is_dir())
     return sorted(int(match.group(1)) for match in found if match)
+
+
+def next_version(root: str | Path, name: str) -> int:
+    """One more than the highest existing version of ``name`` (0 for the first run)."""
+    return (versions(root, name) or [-1])[-1] + 1
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,7 @@ class RunFolder:
         """Claim the next free version (``mkdir`` is atomic, so concurrent runs never share)."""
         root = Path(root)
         (root / name).mkdir(parents=True, exist_ok=True)
-        version = (versions(root, name) or [-1])[-1] + 1
+        version = next_version(root, name)
         while True:
             run = cls(root, name, version)
             try:
