@@ -19,13 +19,15 @@ class DivergenceError(RuntimeError):
 def first_non_finite(named: Iterable[tuple[str, torch.Tensor]]) -> str | None:
     """The name of the first floating-point tensor holding a NaN or infinity, else None.
 
-    One sum per tensor and one ``isfinite`` over all of them (a NaN or infinity anywhere
-    makes its sum non-finite); only on failure are the tensors inspected one by one.
+    One sum per tensor and one ``isfinite`` over all of them on the tensors' device (a NaN or
+    infinity anywhere makes its sum non-finite); only on failure are the tensors inspected one
+    by one.
     """
     named = [(n, t.detach()) for n, t in named if torch.is_tensor(t) and t.is_floating_point()]
     if not named:
         return None
-    sums = torch.stack([t.sum(dtype=torch.float32).cpu() for _, t in named])
+    device = named[0][1].device
+    sums = torch.stack([t.sum(dtype=torch.float32).to(device) for _, t in named])
     if bool(torch.isfinite(sums).all()):
         return None
     for name, tensor in named:
