@@ -37,9 +37,9 @@ def _checkpoint(value: str, root: Path, name: str | None) -> Path:
 def write_overlays(images: Path, labels: Path, out: Path) -> int:
     """Draw the outlines of ``labels/<id>.*`` onto ``images/<id>.*``; returns the count."""
     import cv2
-    from skimage.segmentation import find_boundaries
 
     from histo_gan.data.readers import read_image, read_label_map
+    from histo_gan.synthesis.grid import outline
 
     sources = {p.stem: p for p in images.iterdir() if p.is_file()}
     out.mkdir(parents=True, exist_ok=True)
@@ -47,8 +47,7 @@ def write_overlays(images: Path, labels: Path, out: Path) -> int:
     for label_file in sorted(p for p in labels.iterdir() if p.suffix in (".png", ".tif")):
         if label_file.stem not in sources:
             continue
-        image = read_image(sources[label_file.stem]).copy()
-        image[find_boundaries(read_label_map(label_file), mode="inner")] = (0, 255, 0)
+        image = outline(read_image(sources[label_file.stem]), read_label_map(label_file))
         cv2.imwrite(str(out / f"{label_file.stem}.png"), image[..., ::-1])
         count += 1
     return count
