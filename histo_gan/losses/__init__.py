@@ -14,6 +14,7 @@ from histo_gan.losses.importance import importance_weights, real_probability
 from histo_gan.losses.perceptual import VGGPerceptualLoss
 from histo_gan.losses.reconstruction import (
     cycle_loss,
+    foreground_weighted_l1,
     identity_loss,
     l1_loss,
     refiner_regularization,
@@ -34,6 +35,7 @@ __all__ = [
     "gradient_penalty",
     "identity_loss",
     "importance_weights",
+    "foreground_weighted_l1",
     "l1_loss",
     "real_probability",
     "refiner_regularization",

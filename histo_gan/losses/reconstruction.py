@@ -7,7 +7,21 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-__all__ = ["cycle_loss", "identity_loss", "l1_loss", "refiner_regularization"]
+__all__ = [
+    "cycle_loss",
+    "foreground_weighted_l1",
+    "identity_loss",
+    "l1_loss",
+    "refiner_regularization",
+]
+
+
+def _weighted_mean(per_sample: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """The batch mean of ``per_sample`` ``(B,)``, weighted by ``weight`` ``(B,)`` when given."""
+    if weight is None:
+        return per_sample.mean()
+    weight = weight.to(per_sample.dtype)
+    return (per_sample * weight).sum() / weight.sum().clamp_min(1e-12)
 
 
 def l1_loss(
@@ -16,9 +30,27 @@ def l1_loss(
     """Mean absolute error; with ``weight`` ``(B,)`` the per-sample means are weighted."""
     if weight is None:
         return F.l1_loss(prediction, target)
-    per_sample = (prediction - target).abs().flatten(1).mean(dim=1)
-    weight = weight.to(per_sample.dtype)
-    return (per_sample * weight).sum() / weight.sum().clamp_min(1e-12)
+    return _weighted_mean((prediction - target).abs().flatten(1).mean(dim=1), weight)
+
+
+def foreground_weighted_l1(
+    prediction: torch.Tensor,
+    target: torch.Tensor,
+    foreground: torch.Tensor,
+    foreground_weight: float = 1.0,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """L1 with nucleus pixels (``foreground`` ``(B, H, W)``) counted ``foreground_weight`` times.
+
+    Per sample the weighted mean over pixels and channels; ``weight`` ``(B,)`` then weights the
+    samples (importance weights). ``foreground_weight=1`` is :func:`l1_loss`.
+    """
+    if foreground_weight == 1.0:
+        return l1_loss(prediction, target, weight)
+    pixel = 1.0 + (foreground_weight - 1.0) * foreground[:, None].to(prediction.dtype)
+    pixel = pixel.expand_as(prediction)
+    per_sample = ((prediction - target).abs() * pixel).flatten(1).sum(1) / pixel.flatten(1).sum(1)
+    return _weighted_mean(per_sample, weight)
 
 
 def cycle_loss(reconstructed: torch.Tensor, original: torch.Tensor, weight: float) -> torch.Tensor:

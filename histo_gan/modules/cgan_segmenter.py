@@ -22,7 +22,12 @@ from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 
 from histo_gan.inference.tiling import SlidingWindow
-from histo_gan.losses import ImagePool, VanillaGANLoss, gradient_penalty, l1_loss
+from histo_gan.losses import (
+    ImagePool,
+    VanillaGANLoss,
+    foreground_weighted_l1,
+    gradient_penalty,
+)
 from histo_gan.metrics.postprocess import InstancePostprocessor
 from histo_gan.modules.evaluation import (
     EvaluationHooks,
@@ -38,30 +43,7 @@ from histo_gan.modules.state import CheckpointedState
 from histo_gan.networks import PatchDiscriminator, UnetGenerator, init_weights
 from histo_gan.types import TrainBatch, to_signed
 
-__all__ = ["SpectralNormCGANSegmenterModule", "foreground_weighted_l1"]
-
-
-def foreground_weighted_l1(
-    prediction: torch.Tensor,
-    target: torch.Tensor,
-    foreground: torch.Tensor,
-    foreground_weight: float = 1.0,
-    weight: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """L1 with nucleus pixels (``foreground`` ``(B, H, W)``) counted ``foreground_weight`` times.
-
-    Per sample the weighted mean over pixels and channels; ``weight`` ``(B,)`` then weights the
-    samples (importance weights). ``foreground_weight=1`` is :func:`l1_loss`.
-    """
-    if foreground_weight == 1.0:
-        return l1_loss(prediction, target, weight)
-    pixel = 1.0 + (foreground_weight - 1.0) * foreground[:, None].to(prediction.dtype)
-    pixel = pixel.expand_as(prediction)
-    per_sample = ((prediction - target).abs() * pixel).flatten(1).sum(1) / pixel.flatten(1).sum(1)
-    if weight is None:
-        return per_sample.mean()
-    weight = weight.to(per_sample.dtype)
-    return (per_sample * weight).sum() / weight.sum().clamp_min(1e-12)
+__all__ = ["SpectralNormCGANSegmenterModule"]
 
 
 class SpectralNormCGANSegmenterModule(EvaluationHooks, CheckpointedState, L.LightningModule):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from histo_gan.losses import l1_loss
-from histo_gan.modules.cgan_segmenter import foreground_weighted_l1
+from histo_gan.losses import foreground_weighted_l1, l1_loss
 
 
 def test_weight_one_is_plain_l1_and_weights_scale_samples():
