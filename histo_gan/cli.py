@@ -40,7 +40,7 @@ from histo_gan.callbacks.checkpoint import RunCheckpoint  # noqa: E402
 from histo_gan.callbacks.divergence import DivergenceError, DivergenceGuard  # noqa: E402
 from histo_gan.data.datamodule import HistoDataModule  # noqa: E402
 from histo_gan.data.readers import DataError  # noqa: E402
-from histo_gan.distributed import is_first_process  # noqa: E402
+from histo_gan.distributed import is_first_process, leave_process_group  # noqa: E402
 from histo_gan.files import write_text_atomic  # noqa: E402
 from histo_gan.runs import CHECKPOINT_ALIASES, RunFolder, find_checkpoint, next_version  # noqa: E402
 
@@ -295,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if isinstance(reason, DivergenceError) else 2
     finally:
         os.environ.pop(RUN_DIR_ENV, None)
+        leave_process_group()
     return 0
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["RANK_VARIABLES", "is_first_process"]
+__all__ = ["RANK_VARIABLES", "is_first_process", "leave_process_group"]
 
 RANK_VARIABLES = (
     "RANK",
@@ -32,3 +32,17 @@ def is_first_process(environ: dict[str, str] | None = None) -> bool:
         if value.isdigit() and int(value) != 0:
             return False
     return True
+
+
+def leave_process_group() -> None:
+    """Destroy the job's process group, if this process joined one, before the interpreter exits.
+
+    Lightning leaves the group standing after ``fit``/``test``/``predict``. Left to the
+    interpreter's shutdown, the gloo group's threads may be torn down in the wrong order and
+    abort the process ("terminate called without an active exception", status -6) after the
+    work is done and written, which a launcher reports as a failed job.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
