@@ -8,6 +8,9 @@
 #   4. a sample grid centroids | mask | H&E, which also checks the label maps are exact.
 # Usage: experiments/daff_pipeline.sh [pix2pixhd|daffgan] [extra histo-gan arguments for fit/predict]
 # DAFF_SCALE=tiny (default): CPU size on the bundled sample, 16 maps of 64 px, into runs/daff_tiny.
+# DAFF_SCALE=cpu: CPU, MoNuSeg main split, the tiny widths at the budget of
+#   experiments/protocols/daff_cpu.yaml, 512 maps of 128 px from the training images' label maps
+#   only, into runs/protocols/synthetic (the sets of experiments/protocols/mix/*{pix2pixhd,daffgan}.yaml).
 # DAFF_SCALE=paper: GPU, MoNuSeg main split (experiments/protocols/daff_monuseg.yaml), 659 maps
 #   of 256 px from the training images' label maps only, into runs/daff (the synthetic sets of
 #   experiments/protocols/daff_real_{pix2pixhd,daffgan}.yaml).
@@ -23,18 +26,26 @@ case $scale:$generator in
     images=histo_gan/sample_data/images; label_maps=histo_gan/sample_data/labels
     stage() { echo "--config conf/experiment/pix2pixhd_stage$1_tiny.yaml"; }
     override=conf/generator/daffgan_tiny.yaml ;;
+  cpu:pix2pixhd|cpu:daffgan)
+    out=${DAFF_OUT:-runs/protocols/synthetic}; n=${DAFF_N:-512}; size=${DAFF_SIZE:-128}
+    images=../shared/data/monuseg/train/images; label_maps=$out/train_label_maps
+    stage() { echo "--config conf/experiment/pix2pixhd_stage$1_tiny.yaml" \
+      "--config experiments/protocols/daff_monuseg.yaml --config experiments/protocols/daff_cpu.yaml"; }
+    override=conf/generator/daffgan_tiny.yaml ;;
   paper:pix2pixhd|paper:daffgan)
     out=${DAFF_OUT:-runs/daff}; n=${DAFF_N:-659}; size=${DAFF_SIZE:-256}
     images=../shared/data/monuseg/train/images; label_maps=$out/train_label_maps
     stage() { echo "--config conf/trainer/gpu.yaml --config conf/data/monuseg.yaml" \
       "--config conf/model/pix2pixhd_stage$1.yaml --config experiments/protocols/daff_monuseg.yaml"; }
-    override=conf/generator/daffgan.yaml
-    rm -rf "$label_maps" && mkdir -p "$label_maps"  # the training images' label maps only
-    ${PYTHON:-.venv/bin/python} -c "import json, sys; print('\n'.join(json.load(open(sys.argv[1]))['train']))" \
-      experiments/splits/main.json | while read -r stem; do
-      ln -s "$(realpath ../shared/data/monuseg/train/instance_masks/"$stem".png)" "$label_maps/"; done ;;
-  *) echo "usage: [DAFF_SCALE=tiny|paper] $0 [pix2pixhd|daffgan] [histo-gan arguments]" >&2; exit 2 ;;
+    override=conf/generator/daffgan.yaml ;;
+  *) echo "usage: [DAFF_SCALE=tiny|cpu|paper] $0 [pix2pixhd|daffgan] [histo-gan arguments]" >&2; exit 2 ;;
 esac
+if [ "$scale" != tiny ]; then  # the main split's training images' label maps only
+  rm -rf "$label_maps" && mkdir -p "$label_maps"
+  ${PYTHON:-.venv/bin/python} -c "import json, sys; print('\n'.join(json.load(open(sys.argv[1]))['train']))" \
+    experiments/splits/main.json | while read -r stem; do
+    ln -s "$(realpath ../shared/data/monuseg/train/instance_masks/"$stem".png)" "$label_maps/"; done
+fi
 generator_config() { [ "$generator" = daffgan ] && echo "--config $override" || true; }
 export_to() {  # the SyntheticExport callback of a predict run
   echo "--trainer.callbacks+=histo_gan.callbacks.SyntheticExport" \

@@ -3,7 +3,11 @@
 # (links in runs/protocols/sources/main; never a validation or test image):
 #   runs/protocols/synthetic/hou       initial `hou` synthesis, 512 patches of 128 px
 #   runs/protocols/synthetic/cyclegan  (random mask, CycleGAN H&E) pairs, 256 of 128 px
-# Usage: experiments/protocols/make_synthetic.sh [hou|cyclegan]...  (default: both)
+#   runs/protocols/synthetic/pix2pixhd (label map, H&E) pairs of the two-stage pix2pixHD chain,
+#   runs/protocols/synthetic/daffgan   ... and of DAFF-GAN's; 512 of 128 px each
+#                                      (DAFF_SCALE=cpu experiments/daff_pipeline.sh)
+# Usage: experiments/protocols/make_synthetic.sh [hou|cyclegan|pix2pixhd|daffgan]...
+#   (default: hou cyclegan)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 histo_gan=${HISTO_GAN:-.venv/bin/histo-gan}
@@ -23,6 +27,8 @@ for what in "$@"; do
       rm -rf "$out/cyclegan"   # a fresh export for this CycleGAN
       "$histo_gan" fit --config "$config"
       "$histo_gan" predict --config "$config" --ckpt_path last ;;
-    *) echo "usage: $0 [hou|cyclegan]..." >&2; exit 2 ;;
+    pix2pixhd|daffgan)
+      DAFF_SCALE=cpu DAFF_OUT=$out HISTO_GAN=$histo_gan PYTHON=$python experiments/daff_pipeline.sh "$what" ;;
+    *) echo "usage: $0 [hou|cyclegan|pix2pixhd|daffgan]..." >&2; exit 2 ;;
   esac
 done

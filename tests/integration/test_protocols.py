@@ -91,7 +91,8 @@ def _fit(args: list[str], tmp_path: Path) -> dict:
 @pytest.mark.parametrize("sweep", SWEEPS, ids=lambda p: p.stem)
 def test_every_protocol_sweep_runs_one_step(sweep, at_repo, tiny_synthetic, tmp_path):
     args = [a for a in joined(sweep_stack(sweep)) if a != "--config=conf/logger/sweep.yaml"]
-    if any("mix/real+" in a or a.endswith(("mix/hou.yaml", "cyclegan.yaml")) for a in args):
+    synthetic = ("mix/" in a and not a.endswith("mix/real.yaml") for a in args)
+    if any(synthetic):
         args.append(f"--data.synthetic.init_args.root={tiny_synthetic}")
     summary = _fit([*args, *at_repo, *TINY], tmp_path)
     assert summary["epochs"] == 1
