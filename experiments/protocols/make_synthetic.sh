@@ -6,7 +6,10 @@
 #   runs/protocols/synthetic/pix2pixhd (label map, H&E) pairs of the two-stage pix2pixHD chain,
 #   runs/protocols/synthetic/daffgan   ... and of DAFF-GAN's; 512 of 128 px each
 #                                      (DAFF_SCALE=cpu experiments/daff_pipeline.sh)
-# Usage: experiments/protocols/make_synthetic.sh [hou|cyclegan|pix2pixhd|daffgan]...
+#   runs/protocols/synthetic/hou2017   the 512 `hou` patches refined by the hou2017 refiner,
+#   runs/protocols/synthetic/hou2019   ... and by the hou2019 refiner, importance-weighted
+#                                      (experiments/protocols/hou_refiners/; needs `hou` first)
+# Usage: experiments/protocols/make_synthetic.sh [hou|cyclegan|pix2pixhd|daffgan|hou2017|hou2019]...
 #   (default: hou cyclegan)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -29,6 +32,13 @@ for what in "$@"; do
       "$histo_gan" predict --config "$config" --ckpt_path last ;;
     pix2pixhd|daffgan)
       DAFF_SCALE=cpu DAFF_OUT=$out HISTO_GAN=$histo_gan PYTHON=$python experiments/daff_pipeline.sh "$what" ;;
-    *) echo "usage: $0 [hou|cyclegan|pix2pixhd|daffgan]..." >&2; exit 2 ;;
+    hou2017|hou2019)
+      configs=(--config experiments/protocols/hou_refiners/data_cpu.yaml
+               --config experiments/protocols/hou_refiners/hou2017_cpu.yaml)
+      [ "$what" = hou2017 ] || configs+=(--config experiments/protocols/hou_refiners/hou2019_cpu.yaml)
+      rm -rf "${out:?}/$what"   # a fresh export for this refiner
+      "$histo_gan" fit "${configs[@]}"
+      "$histo_gan" predict "${configs[@]}" --ckpt_path last ;;
+    *) echo "usage: $0 [hou|cyclegan|pix2pixhd|daffgan|hou2017|hou2019]..." >&2; exit 2 ;;
   esac
 done

@@ -133,3 +133,17 @@ def test_split_images_links_only_training_images(tmp_path):
     subprocess.run([sys.executable, script, REPO / "experiments/splits/budget_4.json", images, out])
     assert sorted(p.stem for p in out.iterdir()) == sorted(split["train"])
     assert all(p.is_symlink() for p in out.iterdir())
+
+
+@pytest.mark.parametrize("method", ["hou2017", "hou2019"])
+def test_hou_refiner_configs_run_one_step(method, at_repo, tiny_synthetic, tmp_path):
+    folder = "experiments/protocols/hou_refiners"
+    stack = ["data_cpu.yaml", "hou2017_cpu.yaml"] + (
+        ["hou2019_cpu.yaml"] if method == "hou2019" else []
+    )
+    args = [f"--config={folder}/{c}" for c in stack]
+    summary = _fit(
+        [*args, *at_repo, *TINY, f"--data.synthetic.init_args.root={tiny_synthetic}"], tmp_path
+    )
+    assert summary["epochs"] == 1 and summary["train/generator_pretrain/loss"] >= 0
+    assert 0.0 <= summary["val/aji"] <= 1.0
