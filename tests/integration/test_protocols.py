@@ -142,8 +142,9 @@ def test_hou_refiner_configs_run_one_step(method, at_repo, tiny_synthetic, tmp_p
         ["hou2019_cpu.yaml"] if method == "hou2019" else []
     )
     args = [f"--config={folder}/{c}" for c in stack]
-    summary = _fit(
-        [*args, *at_repo, *TINY, f"--data.synthetic.init_args.root={tiny_synthetic}"], tmp_path
-    )
+    datasets = [
+        f"--data.{key}.init_args.root={tiny_synthetic}" for key in ("synthetic", "predict_source")
+    ]
+    summary = _fit([*args, *at_repo, *TINY, *datasets], tmp_path)
     assert summary["epochs"] == 1 and summary["train/generator_pretrain/loss"] >= 0
     assert 0.0 <= summary["val/aji"] <= 1.0
