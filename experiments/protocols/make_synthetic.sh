@@ -8,8 +8,10 @@
 #                                      (DAFF_SCALE=cpu experiments/daff_pipeline.sh)
 #   runs/protocols/synthetic/hou2017   the 512 `hou` patches refined by the hou2017 refiner,
 #   runs/protocols/synthetic/hou2019   ... and by the hou2019 refiner, importance-weighted
+#   runs/protocols/synthetic/hou2019_no_importance  ... by hou2019 without importance weights
 #                                      (experiments/protocols/hou_refiners/; needs `hou` first)
-# Usage: experiments/protocols/make_synthetic.sh [hou|cyclegan|pix2pixhd|daffgan|hou2017|hou2019]...
+# Usage: experiments/protocols/make_synthetic.sh [hou|cyclegan|pix2pixhd|daffgan|hou2017|hou2019|
+#                                                 hou2019_no_importance]...
 #   (default: hou cyclegan)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -32,13 +34,16 @@ for what in "$@"; do
       "$histo_gan" predict --config "$config" --ckpt_path last ;;
     pix2pixhd|daffgan)
       DAFF_SCALE=cpu DAFF_OUT=$out HISTO_GAN=$histo_gan PYTHON=$python experiments/daff_pipeline.sh "$what" ;;
-    hou2017|hou2019)
-      configs=(--config experiments/protocols/hou_refiners/data_cpu.yaml
-               --config experiments/protocols/hou_refiners/hou2017_cpu.yaml)
-      [ "$what" = hou2017 ] || configs+=(--config experiments/protocols/hou_refiners/hou2019_cpu.yaml)
+    hou2017|hou2019|hou2019_no_importance)
+      configs=()
+      for stage in data hou2017 hou2019 hou2019_no_importance; do
+        configs+=(--config "experiments/protocols/hou_refiners/${stage}_cpu.yaml")
+        [ "$stage" = "$what" ] && break
+      done
       rm -rf "${out:?}/$what"   # a fresh export for this refiner
       "$histo_gan" fit "${configs[@]}"
       "$histo_gan" predict "${configs[@]}" --ckpt_path last ;;
-    *) echo "usage: $0 [hou|cyclegan|pix2pixhd|daffgan|hou2017|hou2019]..." >&2; exit 2 ;;
+    *) echo "usage: $0 [hou|cyclegan|pix2pixhd|daffgan|hou2017|hou2019|hou2019_no_importance]..." >&2
+       exit 2 ;;
   esac
 done
