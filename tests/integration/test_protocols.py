@@ -135,12 +135,12 @@ def test_split_images_links_only_training_images(tmp_path):
     assert all(p.is_symlink() for p in out.iterdir())
 
 
-@pytest.mark.parametrize("method", ["hou2017", "hou2019"])
+@pytest.mark.parametrize("method", ["hou2017", "hou2019", "hou2019_no_importance"])
 def test_hou_refiner_configs_run_one_step(method, at_repo, tiny_synthetic, tmp_path):
+    """Stacked as make_synthetic.sh stacks them: data, hou2017, then hou2019, then the ablation."""
     folder = "experiments/protocols/hou_refiners"
-    stack = ["data_cpu.yaml", "hou2017_cpu.yaml"] + (
-        ["hou2019_cpu.yaml"] if method == "hou2019" else []
-    )
+    order = ["data", "hou2017", "hou2019", "hou2019_no_importance"]
+    stack = [f"{name}_cpu.yaml" for name in order[: order.index(method) + 1]]
     args = [f"--config={folder}/{c}" for c in stack]
     datasets = [
         f"--data.{key}.init_args.root={tiny_synthetic}" for key in ("synthetic", "predict_source")
