@@ -304,6 +304,7 @@ def test_fast_dev_run_under_two_process_ddp(tmp_path, repo_root, method):
     result = subprocess.run(
         [sys.executable, "-m", "histo_gan.cli", "fit", "--config",
          f"conf/experiment/{method}_refiner_tiny.yaml", logger, "--trainer.callbacks=[]",
+         f"--trainer.default_root_dir={tmp_path}",  # the run folder: not the repository's runs/
          "--trainer.strategy=ddp_find_unused_parameters_true", "--trainer.devices=2",
          "--trainer.fast_dev_run=8", "--data.synthetic.n=16", "--data.patch_size=32",
          "--data.batch_size=2",
