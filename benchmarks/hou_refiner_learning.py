@@ -64,7 +64,7 @@ from histo_gan.cli import main as histo_gan
 from histo_gan.data import HistoDataModule, LabelMapFolder, SyntheticFolder
 from histo_gan.data.sources import ImageSource
 from histo_gan.modules import HardExampleRefinerModule, RefinerSchedule, SegmentationHead
-from histo_gan.modules.refiner_steps import RefinerBatch
+from histo_gan.modules.refiner_steps import RefinerBatch, eval_mode
 from histo_gan.networks import PairDiscriminator, ReferenceRefiner, SmpUnet
 from histo_gan.realism import stain_distance
 from histo_gan.types import to_unit
@@ -88,6 +88,11 @@ def module(
     )  # fmt: skip
 
 
+def monuseg() -> LabelMapFolder:
+    """The shared MoNuSeg training images with their label maps."""
+    return LabelMapFolder(MONUSEG / "images", MONUSEG / "instance_masks")
+
+
 class Restained(ImageSource):
     """The samples of ``source`` in another stain: their haematoxylin and eosin optical
     densities (``skimage.color.rgb2hed``) multiplied by ``stain = (h, e)``, as if the slides
@@ -109,7 +114,7 @@ def data(
     """Initial patches (restained by ``stain`` when given) with references and real pairs."""
     synthetic = SyntheticFolder(initial)
     return HistoDataModule(
-        source=LabelMapFolder(MONUSEG / "images", MONUSEG / "instance_masks"),
+        source=monuseg(),
         synthetic=Restained(synthetic, stain) if stain else synthetic, synthetic_ratio=1.0,
         reference="same_image", unpaired_real=True, patch_size=64, patches_per_epoch=patches,
         batch_size=batch, seed=seed, augment=seed == 0,
@@ -132,10 +137,8 @@ def held_out_batch(initial: Path, n: int = 64, stain: tuple[float, float] | None
 
 def real_labeled_batch(n: int = 64) -> dict:
     """``n`` real patches with their label maps (data seed 98): the stain of real nuclei."""
-    dm = HistoDataModule(
-        source=LabelMapFolder(MONUSEG / "images", MONUSEG / "instance_masks"), patch_size=64,
-        patches_per_epoch=n, batch_size=n, seed=98, augment=False,
-    )  # fmt: skip
+    dm = HistoDataModule(source=monuseg(), patch_size=64, patches_per_epoch=n, batch_size=n,
+                         seed=98, augment=False)  # fmt: skip
     return next(iter(dm.train_dataloader()))
 
 
@@ -177,22 +180,34 @@ def auc(positive: torch.Tensor, negative: torch.Tensor) -> float:
 
 
 @torch.no_grad()
+def refine(m: HardExampleRefinerModule, held_out: dict) -> tuple[RefinerBatch, torch.Tensor]:
+    """The held-out batch as the refiner sees it and its refined patches ``(B, 3, H, W)`` in
+    [0, 1], G in eval mode (as exported)."""
+    view = RefinerBatch.from_batch(held_out)
+    with eval_mode(m.G):
+        return view, to_unit(m.G(view.initial, view.reference))
+
+
+def mean_abs_change(refined: torch.Tensor, initial: torch.Tensor) -> float:
+    """Mean ``|X - I|``, images in [0, 1]."""
+    return float((refined - initial).abs().mean())
+
+
+@torch.no_grad()
 def measure(m: HardExampleRefinerModule, held_out: dict, real: dict) -> dict:
     """Eval mode (as exported): mean |X - I| in [0, 1]; D's accuracy on the held-out real pairs
     and fake pairs (threshold 0.5 on the mean of its per-location probabilities) and the AUC of
     its mean logit; the stain distances of the initial and refined patches to ``real``'s."""
-    m.eval()
-    view = RefinerBatch.from_batch(held_out)
-    refined = to_unit(m.G(view.initial, view.reference))
-    maps = {
-        "real": m.D(view.real, view.real_reference),
-        "fake": m.D(refined * 2 - 1, view.reference),
-    }
-    m.train()
+    view, refined = refine(m, held_out)
+    with eval_mode(m.D):
+        maps = {
+            "real": m.D(view.real, view.real_reference),
+            "fake": m.D(refined * 2 - 1, view.reference),
+        }
     p_real, p_fake = (torch.sigmoid(maps[k]).flatten(1).mean(1) for k in ("real", "fake"))
     logit_real, logit_fake = (maps[k].flatten(1).mean(1) for k in ("real", "fake"))
     return {
-        "mean_abs_change": float((refined - held_out["image"]).abs().mean()),
+        "mean_abs_change": mean_abs_change(refined, held_out["image"]),
         "d_accuracy": float(((p_real > 0.5).float().mean() + (p_fake <= 0.5).float().mean()) / 2),
         "d_auc": auc(logit_real, logit_fake),
         "stain_initial": stain_distances(held_out["image"], held_out["label"], real),
@@ -209,16 +224,6 @@ def fit(m, dm, batches: int) -> float:
     return time.time() - start
 
 
-@torch.no_grad()
-def mean_abs_change(m: HardExampleRefinerModule, held_out: dict) -> float:
-    """Eval-mode mean ``|X - I|`` over the held-out initial patches, images in [0, 1]."""
-    m.eval()
-    view = RefinerBatch.from_batch(held_out)
-    refined = to_unit(m.G(view.initial, view.reference))
-    m.train()
-    return float((refined - held_out["image"]).abs().mean())
-
-
 def identity_check(initial: Path, held_out: dict, steps: int, seed: int = 0) -> dict:
     """L_reg only from a random G: every convolution re-drawn with PyTorch's default init."""
     L.seed_everything(seed)
@@ -226,10 +231,11 @@ def identity_check(initial: Path, held_out: dict, steps: int, seed: int = 0) -> 
     for layer in m.G.modules():
         if isinstance(layer, torch.nn.Conv2d):
             layer.reset_parameters()
-    before = mean_abs_change(m, held_out)
+    before = mean_abs_change(refine(m, held_out)[1], held_out["image"])
     seconds = fit(m, data(initial, seed, 8 * steps, 8), steps)
+    after = mean_abs_change(refine(m, held_out)[1], held_out["image"])
     return {"steps": steps, "seed": seed, "mean_abs_change_before": before,
-            "mean_abs_change_after": mean_abs_change(m, held_out), "seconds": seconds}  # fmt: skip
+            "mean_abs_change_after": after, "seconds": seconds}  # fmt: skip
 
 
 def adversarial_check(initial: Path, held_out: dict, real: dict, pretrain_g: int,
