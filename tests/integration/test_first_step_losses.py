@@ -1,0 +1,92 @@
+"""The losses of the first training batches of every tiny config, against a recorded fixture.
+
+The fixture (``tests/fixtures/first_step_losses.json``) was recorded with seed 0, fp32 and
+deterministic algorithms on one CPU thread; a refactor that keeps the behaviour keeps every
+value. Re-record after an intended change (and say why in the commit)::
+
+    HISTO_GAN_RECORD_LOSSES=1 python -m pytest tests/integration/test_first_step_losses.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.integration.first_steps import first_step_losses
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURE = REPO / "tests" / "fixtures" / "first_step_losses.json"
+RECORD = os.environ.get("HISTO_GAN_RECORD_LOSSES") == "1"
+
+# Algorithm 1 compressed so that 7 batches pass through every phase of the refiners:
+# G pre-training, G adversarial, D, R pre-training, G with hard examples, D (with history), R.
+ALL_PHASES = [f"--model.init_args.schedule.init_args.{key}={value}" for key, value in {
+    "pretrain_generator_steps": 1, "pretrain_discriminator_steps": 0, "adversarial_rounds": 1,
+    "generator_steps": 1, "discriminator_steps": 1, "pretrain_segmenter_steps": 1,
+    "joint_rounds": 10, "segmenter_steps": 1, "final_segmenter_steps": 0}.items()]
+# pix2pixHD's coarse-to-fine stages within 5 of its 32 batches: global 2, enhancer 1, joint.
+ALL_STAGES = ["--model.init_args.schedule.init_args.global_share=0.0625",
+              "--model.init_args.schedule.init_args.fixed_global_share=0.03125"]
+SAMPLE = ["conf/trainer/cpu_tiny.yaml", "conf/data/sample.yaml"]
+DAFF = "conf/generator/daffgan_tiny.yaml"
+
+# name -> (configs, extra arguments, batches)
+CASES = {
+    "baseline_unet_tiny": (["conf/experiment/baseline_unet_tiny.yaml"], [], 5),
+    "hou2017_refiner_tiny": (["conf/experiment/hou2017_refiner_tiny.yaml"], [], 5),
+    "hou2017_refiner_tiny/all_phases": (["conf/experiment/hou2017_refiner_tiny.yaml"],
+                                        ALL_PHASES, 7),
+    "hou2019_refiner_tiny": (["conf/experiment/hou2019_refiner_tiny.yaml"], [], 5),
+    "hou2019_refiner_tiny/all_phases": (["conf/experiment/hou2019_refiner_tiny.yaml"],
+                                        ALL_PHASES, 7),
+    "hou2019_refiner_tiny/no_importance": (
+        ["conf/experiment/hou2019_refiner_tiny.yaml"],
+        [*ALL_PHASES, "--model.init_args.importance_weighting=false"], 7),
+    "mahmood_cgan_tiny": (["conf/experiment/mahmood_cgan_tiny.yaml"], [], 5),
+    "mahmood_cyclegan_tiny": (["conf/experiment/mahmood_cyclegan_tiny.yaml"], [], 5),
+    "pix2pixhd_stage1_tiny": (["conf/experiment/pix2pixhd_stage1_tiny.yaml"], [], 5),
+    "pix2pixhd_stage2_tiny": (["conf/experiment/pix2pixhd_stage2_tiny.yaml"], [], 5),
+    "pix2pixhd_stage2_tiny/all_stages": (["conf/experiment/pix2pixhd_stage2_tiny.yaml"],
+                                         ALL_STAGES, 5),
+    "daffgan_stage1_tiny": (["conf/experiment/pix2pixhd_stage1_tiny.yaml", DAFF], [], 5),
+    "daffgan_stage2_tiny": (["conf/experiment/pix2pixhd_stage2_tiny.yaml", DAFF], [], 5),
+    "daffgan_stage2_tiny/all_stages": (["conf/experiment/pix2pixhd_stage2_tiny.yaml", DAFF],
+                                       ALL_STAGES, 5),
+    "model/baseline_unet_tiny": ([*SAMPLE, "conf/model/baseline_unet_tiny.yaml"], [], 5),
+    "model/cgan_segmenter_tiny": ([*SAMPLE, "conf/model/cgan_segmenter_tiny.yaml"], [], 5),
+    "model/cyclegan_tiny": ([*SAMPLE, "conf/model/cyclegan_tiny.yaml"], [], 5),
+}
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def recorded() -> dict:
+    return json.loads(FIXTURE.read_text()) if FIXTURE.exists() else {}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_first_step_losses_match_the_fixture(tmp_path, monkeypatch, one_thread, name):
+    monkeypatch.chdir(REPO)
+    configs, extra, steps = CASES[name]
+    losses = first_step_losses(tmp_path, configs, extra, steps)
+    assert len(losses) == steps and all(losses), losses  # every batch logged a loss
+    if RECORD:
+        fixture = recorded()
+        fixture[name] = losses
+        FIXTURE.write_text(json.dumps(dict(sorted(fixture.items())), indent=1) + "\n")
+        return
+    expected = recorded()[name]
+    assert [sorted(batch) for batch in losses] == [sorted(batch) for batch in expected]
+    for step, (got, want) in enumerate(zip(losses, expected)):
+        for key in want:
+            assert got[key] == pytest.approx(want[key], rel=1e-5, abs=1e-7), (step, key)
