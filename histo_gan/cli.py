@@ -32,16 +32,19 @@ from pathlib import Path
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from jsonargparse import ArgumentParser  # noqa: E402
-from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar  # noqa: E402
 from lightning.pytorch.cli import LightningCLI  # noqa: E402
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger  # noqa: E402
 
 from histo_gan.callbacks.checkpoint import RunCheckpoint  # noqa: E402
+from histo_gan.callbacks.chunk import ChunkTimer  # noqa: E402
 from histo_gan.callbacks.divergence import DivergenceError, DivergenceGuard  # noqa: E402
+from histo_gan.callbacks.progress import StepProgressBar  # noqa: E402
 from histo_gan.data.datamodule import HistoDataModule  # noqa: E402
 from histo_gan.data.readers import DataError  # noqa: E402
 from histo_gan.distributed import is_first_process, leave_process_group  # noqa: E402
 from histo_gan.files import write_text_atomic  # noqa: E402
+from histo_gan.precision import convert_to_channels_last, fast_precision  # noqa: E402
 from histo_gan.runs import CHECKPOINT_ALIASES, RunFolder, find_checkpoint, next_version  # noqa: E402
 
 DEFAULT_ROOT = "runs"
@@ -83,6 +86,20 @@ class HistoGanCLI(LightningCLI):
             help="run name: files go to <trainer.default_root_dir>/<name>/version_<N>/ "
             "(default: the model class, e.g. SegmenterModule -> segmenter)",
         )
+        parser.add_argument(
+            "--channels_last",
+            type=bool,
+            default=True,
+            help="convert the networks that run faster channels-last (histo_gan.precision); "
+            "false keeps every network contiguous",
+        )
+        parser.add_argument(
+            "--max_chunk_minutes",
+            type=float | None,
+            default=None,
+            help="stop fit after this many minutes with last.ckpt written; resume with "
+            "--ckpt_path last (experiments/protocols/chunked_fit.sh chains the chunks)",
+        )
         parser.set_defaults({"trainer.logger": DEFAULT_LOGGERS, "trainer.default_root_dir": None})
 
     # -- where the run goes ----------------------------------------------------------------
@@ -115,11 +132,20 @@ class HistoGanCLI(LightningCLI):
             version = next_version(self.run_root, self.run_name)
             self.run = RunFolder(self.run_root, self.run_name, version)  # never created
         trainer_config = self._get(self.config_init, "trainer", default={})
+        config = self.config[self.subcommand]
         kwargs["default_root_dir"] = str(self.run.path)
         kwargs["logger"] = self._placed_loggers()
+        # precision: null (the default) is the machine's fast precision; the saved config
+        # keeps null, so a checkpoint's run picks the fast precision of wherever it runs next.
+        if trainer_config.get("precision") is None:
+            kwargs["precision"] = fast_precision(trainer_config.get("accelerator"))
         kwargs["callbacks"] = with_default_callbacks(
-            trainer_config.get("callbacks"), trainer_config.get("enable_checkpointing")
+            trainer_config.get("callbacks"),
+            trainer_config.get("enable_checkpointing"),
+            trainer_config.get("enable_progress_bar"),
         )
+        if self.subcommand == "fit" and config.get("max_chunk_minutes") is not None:
+            kwargs["callbacks"].append(ChunkTimer(config["max_chunk_minutes"]))
         trainer = super().instantiate_trainer(**kwargs)
         for callback in trainer.checkpoint_callbacks:
             if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
@@ -127,6 +153,11 @@ class HistoGanCLI(LightningCLI):
         if trainer.is_global_zero and not inherited:
             _say(f"run folder: {self.run.path}")
         return trainer
+
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        if self.config[self.subcommand].get("channels_last", True):
+            convert_to_channels_last(self.model)
 
     def _placed_loggers(self):
         """The configured loggers, each told to write into the run folder."""
@@ -186,14 +217,18 @@ def place_logger(logger, spec: dict, run_dir: Path):
     return type(logger)(**args)
 
 
-def with_default_callbacks(callbacks, enable_checkpointing) -> list:
-    """``callbacks`` plus a DivergenceGuard and a RunCheckpoint where none is configured."""
+def with_default_callbacks(callbacks, enable_checkpointing, enable_progress_bar=None) -> list:
+    """``callbacks`` plus a DivergenceGuard, a RunCheckpoint and a StepProgressBar where none
+    is configured (and checkpointing / the progress bar are not switched off)."""
     callbacks = list(callbacks or [])
     if not any(isinstance(c, DivergenceGuard) for c in callbacks):
         callbacks.append(DivergenceGuard())
     checkpointing = enable_checkpointing is not False
     if checkpointing and not any(isinstance(c, ModelCheckpoint) for c in callbacks):
         callbacks.append(RunCheckpoint())
+    progress = enable_progress_bar is not False
+    if progress and not any(isinstance(c, ProgressBar) for c in callbacks):
+        callbacks.append(StepProgressBar())
     return callbacks
 
 
@@ -218,6 +253,12 @@ def write_summary(trainer, stage: str) -> dict:
         if checkpoint.best_model_score is not None:
             summary["best_model_score"] = float(checkpoint.best_model_score)
     summary["epochs"] = trainer.current_epoch
+    summary["global_step"] = trainer.global_step
+    summary["max_steps"] = trainer.max_steps
+    summary["precision"] = str(trainer.precision)
+    summary["stopped_by_chunk_timer"] = any(
+        isinstance(c, ChunkTimer) and c.stopped_early for c in trainer.callbacks
+    )
     summary["run_dir"] = str(Path(log_dir)) if log_dir else None
     targets = [Path(log_dir) / f"summary_{stage}.json"] if log_dir else []
     if os.environ.get("HISTO_GAN_SUMMARY"):

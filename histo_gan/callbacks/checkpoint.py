@@ -61,6 +61,10 @@ class RunCheckpoint(ModelCheckpoint):
         if not self._should_save_on_train_epoch_end(trainer):
             self._refresh_last(trainer)
 
+    def on_train_end(self, trainer, pl_module) -> None:
+        # A run stopped between epochs (ChunkTimer, a step budget) keeps its latest state too.
+        self._refresh_last(trainer)
+
     def _refresh_last(self, trainer) -> None:
         from lightning.pytorch.trainer.states import TrainerFn
 

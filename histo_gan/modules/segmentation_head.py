@@ -44,8 +44,9 @@ class SegmentationHead(nn.Module):
         return self.network(image)
 
     def probabilities(self, image: torch.Tensor) -> torch.Tensor:
-        """``(B, 3, H, W)`` in [0, 1] -> ``(B, 3, H, W)`` class probabilities (the evaluator's input)."""
-        return self.network(image).softmax(dim=1)
+        """``(B, 3, H, W)`` in [0, 1] -> ``float32`` ``(B, 3, H, W)`` class probabilities (the
+        evaluator's input; softmax in fp32 also under bf16 autocast)."""
+        return self.network(image).float().softmax(dim=1)
 
     def targets(self, label: torch.Tensor) -> torch.Tensor:
         """``int32`` ``(B, H, W)`` instance maps -> ``int64`` ``(B, H, W)`` classes 0/1/2."""

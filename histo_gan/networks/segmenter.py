@@ -13,6 +13,9 @@ __all__ = ["SmpUnet"]
 class SmpUnet(nn.Module):
     """An smp U-Net without downloaded weights; encoder weights come from a local file if given.
 
+    Runs channels-last (``channels_last = True``, :mod:`histo_gan.precision`): 1.2x in fp32
+    and 1.6x under bf16 autocast on a CPU with bf16 units (``benchmarks/training_speed.py``).
+
     Args:
         encoder_name: any smp encoder (``resnet18``, ``resnet34``, ``efficientnet-b0``, ...).
         encoder_depth: number of encoder stages (3-5); lower for small patches.
@@ -25,6 +28,8 @@ class SmpUnet(nn.Module):
     Forward: ``(B, in_channels, H, W)`` float -> ``(B, classes, H, W)`` logits; ``H`` and ``W``
     must be multiples of ``2 ** encoder_depth``.
     """
+
+    channels_last = True
 
     def __init__(
         self,
