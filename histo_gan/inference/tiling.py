@@ -13,7 +13,15 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["SlidingWindow", "tile_starts"]
+__all__ = ["SlidingWindow", "padded_call", "tile_starts"]
+
+
+def padded_call(network: Callable, x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """``network(x)`` for an ``x`` ``(B, C, H, W)`` of any size: reflection-padded at the
+    bottom and right to multiples of ``multiple``, the output cropped back to ``(H, W)``."""
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (0, -w % multiple, 0, -h % multiple), mode="reflect")
+    return network(padded)[..., :h, :w]
 
 
 def tile_starts(length: int, tile: int, stride: int) -> list[int]:

@@ -14,6 +14,7 @@ from histo_gan.modules.refiner_steps import RefinerSchedule
 from histo_gan.modules.schedules import ConstantRate, LinearDecay
 from histo_gan.modules.segmentation_head import SegmentationHead
 from histo_gan.modules.segmenter import SegmenterModule
+from histo_gan.modules.template import TemplateModule
 
 __all__ = [
     "CentroidsToMask",
@@ -36,4 +37,5 @@ __all__ = [
     "SegmenterModule",
     "SpectralNormCGANSegmenterModule",
     "SynthesizeImages",
+    "TemplateModule",
 ]

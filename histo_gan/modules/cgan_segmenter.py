@@ -30,9 +30,9 @@ from histo_gan.losses import (
 )
 from histo_gan.metrics.postprocess import InstancePostprocessor
 from histo_gan.modules.evaluation import (
-    EvaluationHooks,
     Predictor,
     Segment,
+    SegmenterEvaluation,
     SegmentImages,
     WholeImageEvaluator,
 )
@@ -46,7 +46,7 @@ from histo_gan.types import TrainBatch, to_signed
 __all__ = ["SpectralNormCGANSegmenterModule"]
 
 
-class SpectralNormCGANSegmenterModule(EvaluationHooks, CheckpointedState, L.LightningModule):
+class SpectralNormCGANSegmenterModule(SegmenterEvaluation, CheckpointedState, L.LightningModule):
     """pix2pix-style segmentation GAN with a spectral-norm conditional PatchGAN.
 
     Args:

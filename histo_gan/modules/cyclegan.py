@@ -26,9 +26,9 @@ from histo_gan.inference.tiling import SlidingWindow
 from histo_gan.losses import ImagePool, VanillaGANLoss, cycle_loss, identity_loss
 from histo_gan.metrics.postprocess import InstancePostprocessor
 from histo_gan.modules.evaluation import (
-    EvaluationHooks,
     Predictor,
     Segment,
+    SegmenterEvaluation,
     SynthesizeImages,
     WholeImageEvaluator,
 )
@@ -42,7 +42,7 @@ from histo_gan.types import SynthesisPrediction, TrainBatch, to_signed, to_unit
 __all__ = ["CycleGANModule"]
 
 
-class CycleGANModule(EvaluationHooks, CheckpointedState, L.LightningModule):
+class CycleGANModule(SegmenterEvaluation, CheckpointedState, L.LightningModule):
     """Unpaired mask <-> H&E translation with cycle consistency and spectral-norm PatchGANs.
 
     Args:

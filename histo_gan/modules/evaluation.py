@@ -1,18 +1,25 @@
-"""The one evaluation path of every module: whole image -> tiles -> probabilities -> instances -> metrics.
+"""The two evaluation roles of a method, and the predict step they share.
 
-Composition, not inheritance of meaning:
+Every method plays one role, declared by the mixin it inherits (see :mod:`histo_gan.modules.template`):
 
-- a module *declares* which of its networks segments real H&E by returning a callable from
-  ``segmenter()`` (``(N, 3, t, t)`` images in [0, 1] -> ``(N, C, t, t)`` probabilities in the
-  post-processor's channel convention), or ``None`` when it has none (a pure synthesizer);
-- :class:`WholeImageEvaluator` is handed that callable and scores whole images with the shared
-  metrics; at test time it prints the per-image table and writes
-  ``<log_dir>/test_metrics_per_image.csv`` and ``test_metrics.json``;
-- what ``predict`` does is the module's ``predictor``, chosen by configuration:
-  :class:`SegmentImages` (instance label maps of whole images) or :class:`SynthesizeImages`
-  (synthetic H&E from label maps, through the module's :class:`~histo_gan.types.Synthesizer`).
+- :class:`SegmenterEvaluation`: the module segments real H&E. It declares the network with
+  ``segmenter()`` (a callable, ``(N, 3, t, t)`` images in [0, 1] -> ``(N, C, t, t)``
+  probabilities in the post-processor's channel convention); validation and test score whole
+  held-out images tile by tile with the shared metrics (AJI, Dice, PQ, Hausdorff) through its
+  :class:`WholeImageEvaluator`, and test prints the per-image table and writes
+  ``<log_dir>/test_metrics_per_image.csv`` and ``test_metrics.json``.
+- :class:`SynthesizerEvaluation`: the module makes images from label maps (a
+  :class:`~histo_gan.types.Synthesizer`). Validation and test synthesize each held-out whole
+  image from its label map and log ``{stage}/l1``, the mean absolute error in [0, 1] units
+  against the module's ``heldout_target(batch)`` (the real image by default); the realism
+  measures of the samples against held-out real tissue come from the
+  :class:`~histo_gan.callbacks.realism_monitor.RealismMonitor` callback.
 
-:class:`EvaluationHooks` wires these into Lightning's validation/test/predict hooks.
+What ``predict`` does is the module's ``predictor``, chosen by configuration:
+:class:`SegmentImages` (instance label maps of whole images) or :class:`SynthesizeImages`
+(synthetic (label map, H&E) pairs for :class:`~histo_gan.callbacks.SyntheticExport`). A module
+that both synthesizes and segments (the Hou refiners, CycleGAN) is evaluated as a segmenter and
+exports pairs with ``SynthesizeImages``.
 """
 
 from __future__ import annotations
@@ -31,11 +38,12 @@ from histo_gan.metrics.summary import print_metric_table, unflatten_summary, wri
 from histo_gan.types import EvalBatch, SegmentationPrediction, SynthesisPrediction, Synthesizer
 
 __all__ = [
-    "EvaluationHooks",
     "Predictor",
     "Segment",
     "SegmentImages",
+    "SegmenterEvaluation",
     "SynthesizeImages",
+    "SynthesizerEvaluation",
     "WholeImageEvaluator",
 ]
 
@@ -173,40 +181,65 @@ class SynthesizeImages(Predictor):
         return prediction
 
 
-class EvaluationHooks:
-    """Validation, test and predict hooks of a LightningModule with ``evaluator``,
-    ``predictor`` and a ``segmenter()`` declaration (see the module docstring).
-
-    A module without a segmenter (``segmenter()`` returns ``None``) logs no segmentation metrics.
-    """
+class SegmenterEvaluation:
+    """Validation, test and predict of a segmenter: the module has ``evaluator`` (a
+    :class:`WholeImageEvaluator`), ``predictor`` and declares its network with ``segmenter()``."""
 
     evaluator: WholeImageEvaluator
     predictor: Predictor
 
-    def segmenter(self) -> Segment | None:
+    def segmenter(self) -> Segment:
         raise NotImplementedError(f"{type(self).__name__} must declare segmenter()")
 
     def validation_step(self, batch: EvalBatch, batch_idx: int) -> None:
-        segment = self.segmenter()
-        if segment is not None:
-            self.evaluator.update("val", segment, batch)
+        self.evaluator.update("val", self.segmenter(), batch)
 
     # The values are already reduced over processes by the metric state; sync_dist=True only
     # averages identical numbers (and tells Lightning they are global).
     def on_validation_epoch_end(self) -> None:
-        if self.segmenter() is not None:
-            self.log_dict(self.evaluator.compute("val"), sync_dist=True)
+        self.log_dict(self.evaluator.compute("val"), sync_dist=True)
 
     def test_step(self, batch: EvalBatch, batch_idx: int) -> None:
-        segment = self.segmenter()
-        if segment is None:
-            raise ValueError(f"{type(self).__name__} has no segmenter to test on real images")
-        self.evaluator.update("test", segment, batch)
+        self.evaluator.update("test", self.segmenter(), batch)
 
     def on_test_epoch_end(self) -> None:
         values = self.evaluator.compute("test")
         self.log_dict(values, sync_dist=True)
         self.evaluator.report("test", self.trainer, values)
+
+    def predict_step(self, batch: EvalBatch, batch_idx: int):
+        return self.predictor(self, batch)
+
+
+class SynthesizerEvaluation:
+    """Validation, test and predict of a synthesizer: the module defines ``synthesize(batch)``
+    (:class:`~histo_gan.types.Synthesizer`) and has a ``predictor``.
+
+    Each held-out whole image (``(1, 3, H, W)`` with its ``(1, H, W)`` label map) is synthesized
+    from its label map; ``{stage}/l1`` is the mean absolute error between the synthetic image
+    and :meth:`heldout_target`, both in [0, 1]. Padding items and unlabeled images are skipped.
+    """
+
+    predictor: Predictor
+
+    def heldout_target(self, batch: EvalBatch) -> torch.Tensor:
+        """What synthesizing the batch's label map should give, ``(1, 3, H, W)`` in [0, 1]:
+        the real image itself (a method whose output is not H&E says what instead)."""
+        return batch["image"]
+
+    @torch.no_grad()
+    def _log_heldout_l1(self, stage: str, batch: EvalBatch) -> None:
+        if "label" not in batch or is_padding(batch):
+            return
+        synthetic = self.synthesize(batch)["image"].float()
+        error = (synthetic - self.heldout_target(batch).float()).abs().mean()
+        self.log(f"{stage}/l1", error, sync_dist=True, batch_size=1)
+
+    def validation_step(self, batch: EvalBatch, batch_idx: int) -> None:
+        self._log_heldout_l1("val", batch)
+
+    def test_step(self, batch: EvalBatch, batch_idx: int) -> None:
+        self._log_heldout_l1("test", batch)
 
     def predict_step(self, batch: EvalBatch, batch_idx: int):
         return self.predictor(self, batch)

@@ -41,9 +41,9 @@ from torch import nn
 from histo_gan.inference.tiling import SlidingWindow
 from histo_gan.metrics.postprocess import InstancePostprocessor
 from histo_gan.modules.evaluation import (
-    EvaluationHooks,
     Predictor,
     Segment,
+    SegmenterEvaluation,
     SynthesizeImages,
     WholeImageEvaluator,
 )
@@ -72,7 +72,7 @@ NETWORK_ARGS = ["refiner", "discriminator", "segmentation_head", "sliding_window
                 "segmenter_optimizer", "lr_schedule"]  # fmt: skip
 
 
-class HardExampleRefinerModule(EvaluationHooks, CheckpointedState, L.LightningModule):
+class HardExampleRefinerModule(SegmenterEvaluation, CheckpointedState, L.LightningModule):
     """G, D and R of hou2017 trained by Algorithm 1.
 
     Args:

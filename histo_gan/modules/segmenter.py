@@ -18,9 +18,9 @@ from torch import nn
 from histo_gan.inference.tiling import SlidingWindow
 from histo_gan.metrics.postprocess import InstancePostprocessor
 from histo_gan.modules.evaluation import (
-    EvaluationHooks,
     Predictor,
     Segment,
+    SegmenterEvaluation,
     SegmentImages,
     WholeImageEvaluator,
 )
@@ -30,7 +30,7 @@ from histo_gan.types import TrainBatch
 __all__ = ["SegmenterModule"]
 
 
-class SegmenterModule(EvaluationHooks, L.LightningModule):
+class SegmenterModule(SegmenterEvaluation, L.LightningModule):
     """Supervised nucleus segmentation with CE + Dice on interior/boundary targets.
 
     Args:

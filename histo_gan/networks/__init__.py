@@ -2,7 +2,13 @@
 
 from histo_gan.networks.attention import CrissCrossAttention
 from histo_gan.networks.daff import DAFFGenerator, DAFFLocalEnhancer, SkipFusion
-from histo_gan.networks.init import init_weights
+from histo_gan.networks.init import (
+    IdentityRefinerInit,
+    NormalInit,
+    TorchDefaultInit,
+    WeightInit,
+    init_weights,
+)
 from histo_gan.networks.norm import make_norm
 from histo_gan.networks.patchgan import PatchDiscriminator, patchgan_receptive_field
 from histo_gan.networks.pix2pixhd import (
@@ -21,8 +27,10 @@ __all__ = [
     "DAFFGenerator",
     "DAFFLocalEnhancer",
     "GlobalGenerator",
+    "IdentityRefinerInit",
     "LocalEnhancer",
     "MultiscaleDiscriminator",
+    "NormalInit",
     "PairDiscriminator",
     "PatchDiscriminator",
     "ReferenceRefiner",
@@ -30,7 +38,9 @@ __all__ = [
     "SkipFusion",
     "SmpUnet",
     "TextureEncoder",
+    "TorchDefaultInit",
     "UnetGenerator",
+    "WeightInit",
     "downsample2x",
     "init_weights",
     "make_norm",

@@ -48,7 +48,7 @@ class FirstStepLosses(L.Callback):
 
 def first_step_losses(tmp_path: Path, configs: list[str], extra: list[str] = (), steps: int = 5):
     """The losses of the first ``steps`` batches of ``histo-gan fit`` on ``configs`` (seed 0,
-    fp32, deterministic, no validation, no logger, no checkpoints)."""
+    fp32, contiguous tensors, deterministic, no validation, no logger, no checkpoints)."""
     out = tmp_path / "losses.json"
     recorder = json.dumps([{"class_path": f"{__name__}.FirstStepLosses",
                             "init_args": {"path": str(out), "steps": steps}}])
@@ -58,6 +58,7 @@ def first_step_losses(tmp_path: Path, configs: list[str], extra: list[str] = (),
     args += [
         "--seed_everything=0",
         "--trainer.precision=32-true",
+        "--channels_last=false",
         "--trainer.deterministic=true",
         "--trainer.accelerator=cpu",
         "--trainer.devices=1",
