@@ -180,7 +180,12 @@ class BatchTimer:
 
 
 def train_seconds_per_step(
-    args: list[str], batches: list, precision: str, fast_format: bool, warmup: int
+    args: list[str],
+    batches: list,
+    precision: str,
+    fast_format: bool,
+    warmup: int,
+    accelerator: str = "cpu",
 ) -> float:
     """Median seconds per training step of a fresh module on the cached batches."""
     import lightning as L
@@ -196,7 +201,7 @@ def train_seconds_per_step(
     datamodule.train_dataloader = lambda: DataLoader(batches, batch_size=None)
     timer = BatchTimer()
     trainer = L.Trainer(
-        accelerator="cpu",
+        accelerator=accelerator,
         devices=1,
         precision=precision,
         max_epochs=1,
@@ -212,7 +217,9 @@ def train_seconds_per_step(
     return statistics.median(timer.times[warmup:])
 
 
-def inference_seconds(args: list[str], precision: str, fast_format: bool) -> float:
+def inference_seconds(
+    args: list[str], precision: str, fast_format: bool, accelerator: str = "cpu"
+) -> float:
     """Seconds for the sliding window over one whole validation image (with the evaluator)."""
     import lightning as L
 
@@ -222,14 +229,17 @@ def inference_seconds(args: list[str], precision: str, fast_format: bool) -> flo
     if fast_format:
         convert_to_channels_last(module)
     datamodule.setup("fit")
-    image = next(iter(datamodule.val_dataloader()))["image"]
-    module.eval()
-    plugin = L.Trainer(accelerator="cpu", precision=precision, logger=False).precision_plugin
+    device = torch.device("cuda" if accelerator == "gpu" else "cpu")
+    image = next(iter(datamodule.val_dataloader()))["image"].to(device)
+    module.to(device).eval()
+    plugin = L.Trainer(accelerator=accelerator, precision=precision, logger=False).precision_plugin
     times = []
     for _ in range(2):
         start = time.perf_counter()
         with torch.no_grad(), plugin.forward_context():
             module.evaluator.instances(module.segmenter(), image)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return min(times)
 
@@ -301,14 +311,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", default=",".join(cases()), help="comma-separated case keys")
     parser.add_argument("--no-networks", action="store_true", help="skip the per-network table")
     parser.add_argument("--out", type=Path, default=None, help="also write the tables (Markdown)")
+    parser.add_argument("--accelerator", default="cpu", choices=["cpu", "gpu"])
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    if args.accelerator == "cpu":
+        torch.set_num_threads(1)
     os.chdir(ROOT)
     from histo_gan.precision import FP32, fast_precision
 
-    fast = fast_precision("cpu")
+    fast = fast_precision(args.accelerator)
+    where = "one thread" if args.accelerator == "cpu" else torch.cuda.get_device_name()
     lines = [
-        f"torch {torch.__version__}, one thread, fast = {fast} + channels-last where preferred; "
+        f"torch {torch.__version__}, {where}, fast = {fast} + channels-last where preferred; "
         f"{args.warmup} warm-up + {args.steps} timed steps per arm (median, best of "
         f"{args.rounds} rounds); load average "
         f"{os.getloadavg()[0]:.2f} at start",
@@ -330,10 +343,14 @@ def main(argv: list[str] | None = None) -> int:
             fit_args = [*case.args, *extra, *case.extra]
             _, datamodule = build(fit_args)
             batches, loader_rate = cached_batches(datamodule, args.warmup + args.steps + 1)
-            slow, quick = float("inf"), float("inf")
+            best = {FP32: float("inf"), fast: float("inf")}
             for _ in range(args.rounds):  # arms in turn: a load change hits both alike
-                slow = min(slow, train_seconds_per_step(fit_args, batches, FP32, False, args.warmup))
-                quick = min(quick, train_seconds_per_step(fit_args, batches, fast, True, args.warmup))
+                for precision, fast_format in ((FP32, False), (fast, True)):
+                    seconds = train_seconds_per_step(
+                        fit_args, batches, precision, fast_format, args.warmup, args.accelerator
+                    )
+                    best[precision] = min(best[precision], seconds)
+            slow, quick = best[FP32], best[fast]
             consumed = len(batches[0]["image"]) / quick
             line = (
                 f"| {case.name} | {slow:.3f} | {quick:.3f} | **{slow / quick:.2f}x** | "
@@ -343,15 +360,15 @@ def main(argv: list[str] | None = None) -> int:
             print(line, flush=True)
         if "segmenter" in args.cases.split(","):
             segmenter = chosen["segmenter"].args
-            slow = inference_seconds(segmenter, FP32, False)
-            quick = inference_seconds(segmenter, fast, True)
+            slow = inference_seconds(segmenter, FP32, False, args.accelerator)
+            quick = inference_seconds(segmenter, fast, True, args.accelerator)
             line = (
                 f"| segmenter inference: sliding window + post-processing, one 1000x1000 "
                 f"image | {slow:.2f} s | {quick:.2f} s | **{slow / quick:.2f}x** | | | |"
             )
             lines.append(line)
             print(line, flush=True)
-    if not args.no_networks:
+    if not args.no_networks and args.accelerator == "cpu":
         table = [
             "",
             "Memory format per network (bf16 autocast, forward + backward + Adam, one thread):",

@@ -76,7 +76,9 @@ def test_a_step_budget_shows_steps_of_max_steps(tmp_path):
         callbacks=[bar, probe],
         default_root_dir=tmp_path,
     )
-    trainer.fit(SegmenterModule(SmpUnet("resnet18", 3, (16, 8, 4))), DataLoader(batches, batch_size=None))
+    trainer.fit(
+        SegmenterModule(SmpUnet("resnet18", 3, (16, 8, 4))), DataLoader(batches, batch_size=None)
+    )
     assert [total for total, _, _ in probe.seen] == [5] * 5
     assert [completed for _, completed, _ in probe.seen] == [1, 2, 3, 4, 5]
     assert all("Step" in description and "-2" not in description for *_, description in probe.seen)

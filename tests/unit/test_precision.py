@@ -115,7 +115,9 @@ def test_a_bf16_step_gives_finite_fp32_gradients_and_an_fp32_checkpoint(tmp_path
     module = make()
     convert_to_channels_last(module)
     probe = GradientProbe()
-    trainer = _fit(module, _batches(2, unpaired=unpaired), "bf16-mixed", tmp_path, callbacks=[probe])
+    trainer = _fit(
+        module, _batches(2, unpaired=unpaired), "bf16-mixed", tmp_path, callbacks=[probe]
+    )
     assert probe.seen, "no optimizer step saw a gradient"
     assert all(dtype == torch.float32 and finite for dtype, finite in probe.seen)
     path = tmp_path / "bf16.ckpt"
@@ -128,7 +130,9 @@ def test_a_bf16_step_gives_finite_fp32_gradients_and_an_fp32_checkpoint(tmp_path
         assert all(m.dtype == torch.float32 for m in moments if m.is_floating_point())
 
 
-@pytest.mark.parametrize(("first", "second"), [("bf16-mixed", "32-true"), ("32-true", "bf16-mixed")])
+@pytest.mark.parametrize(
+    ("first", "second"), [("bf16-mixed", "32-true"), ("32-true", "bf16-mixed")]
+)
 def test_a_checkpoint_resumes_in_the_other_precision(tmp_path, first, second):
     batches = _batches(2)
     trainer = _fit(_tiny_segmenter(), batches, first, tmp_path)
