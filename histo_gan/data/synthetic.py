@@ -35,8 +35,9 @@ import json
 import os
 import tempfile
 import warnings
-from collections import Counter
-from collections.abc import Collection, Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Collection, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,8 +53,10 @@ __all__ = [
     "FORMAT",
     "DatasetLocked",
     "DatasetMismatch",
+    "EncodedSample",
     "SyntheticDataset",
     "SyntheticDatasetWriter",
+    "encode_sample",
     "read_header",
     "repair",
     "update_weights",
@@ -88,6 +91,53 @@ def _encode_tiff(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     tifffile.imwrite(buffer, array.astype(np.int32), compression="zlib")
     return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class EncodedSample:
+    """One sample ready to be written: its files' bytes by relative path, and its manifest line."""
+
+    sample_id: str
+    files: dict[str, bytes]
+    entry: dict
+
+
+def encode_sample(
+    sample_id: str,
+    image: np.ndarray,
+    label: np.ndarray,
+    meta: dict | None = None,
+    weight: float | None = None,
+    type_map: np.ndarray | None = None,
+) -> EncodedSample:
+    """Validate and encode one sample (PNG/TIFF bytes); pure, so worker processes can do it.
+
+    ``image`` ``uint8`` ``(H, W, 3)``, ``label`` integer ``(H, W)``, optional ``type_map``.
+    """
+    if not sample_id or "/" in sample_id or sample_id.startswith("."):
+        raise ValueError(f"invalid sample id {sample_id!r}")
+    validate_image(image, sample_id)
+    label = validate_label_map(label, sample_id)
+    if label.shape != image.shape[:2]:
+        raise ValueError(f"{sample_id}: label {label.shape} and image {image.shape[:2]} differ")
+    where = Path(sample_id)
+    image_path = f"images/{sample_id}.png"
+    if label.max(initial=0) < 2**16:
+        label_path, label_bytes = (
+            f"labels/{sample_id}.png",
+            _encode_png(label.astype(np.uint16), where),
+        )
+    else:
+        label_path, label_bytes = f"labels/{sample_id}.tif", _encode_tiff(label)
+    files = {image_path: _encode_png(image, where), label_path: label_bytes}
+    entry = {"id": sample_id, "image": image_path, "label": label_path}
+    if type_map is not None:
+        type_path = f"types/{sample_id}.png"
+        files[type_path] = _encode_png(type_map.astype(np.uint16), where)
+        entry["type"] = type_path
+    entry["weight"] = 1.0 if weight is None else float(weight)
+    entry.update(meta or {})
+    return EncodedSample(sample_id, files, entry)
 
 
 class DatasetMismatch(DataError):
@@ -305,40 +355,72 @@ class SyntheticDatasetWriter:
         type_map: np.ndarray | None = None,
     ) -> None:
         """Write one sample: ``image`` ``uint8`` ``(H, W, 3)``, ``label`` integer ``(H, W)``."""
+        self._require_open()
+        sample = encode_sample(sample_id, image, label, meta, weight, type_map)
+        self._require_new(sample.sample_id)
+        self._write_files(sample)
+        self._append([sample])
+
+    def add_all(
+        self,
+        samples: Iterable[EncodedSample],
+        threads: int = 4,
+        added: Callable[[int], None] | None = None,
+    ) -> None:
+        """Write samples made by :func:`encode_sample` (e.g. in worker processes).
+
+        ``threads`` threads write the files (each atomically and fsync'd), so that the disk's
+        flushes overlap; manifest lines are appended in the order of ``samples``, each only
+        after its sample's files exist, with one manifest fsync per batch of finished samples.
+        ``added(k)`` is called after each batch with the number of samples it committed. An
+        error or an interrupt leaves at most files without a manifest line (removed when the
+        dataset is reopened).
+        """
+        self._require_open()
+        limit = 4 * max(1, threads)
+        pending: deque[tuple[EncodedSample, Future]] = deque()
+        queued: set[str] = set()
+        with ThreadPoolExecutor(max(1, threads)) as pool:
+            try:
+                for sample in samples:
+                    self._require_new(sample.sample_id, queued)
+                    queued.add(sample.sample_id)
+                    pending.append((sample, pool.submit(self._write_files, sample)))
+                    if len(pending) > limit:
+                        pending[0][1].result()
+                    self._append(_finished_head(pending), added)
+                while pending:
+                    pending[0][1].result()
+                    self._append(_finished_head(pending), added)
+            finally:
+                for _, future in pending:
+                    future.cancel()
+
+    def _require_open(self) -> None:
         if self._manifest is None:
             raise RuntimeError("use SyntheticDatasetWriter as a context manager")
-        if sample_id in self.completed_ids:
+
+    def _require_new(self, sample_id: str, queued: Collection[str] = ()) -> None:
+        if sample_id in self.completed_ids or sample_id in queued:
             raise DataError(f"{self.root}: sample {sample_id!r} is already in the dataset")
-        if not sample_id or "/" in sample_id or sample_id.startswith("."):
-            raise ValueError(f"invalid sample id {sample_id!r}")
-        validate_image(image, sample_id)
-        label = validate_label_map(label, sample_id)
-        if label.shape != image.shape[:2]:
-            raise ValueError(f"{sample_id}: label {label.shape} and image {image.shape[:2]} differ")
-        image_path = f"images/{sample_id}.png"
-        if label.max(initial=0) < 2**16:
-            label_path, label_bytes = (
-                f"labels/{sample_id}.png",
-                _encode_png(label.astype(np.uint16), self.root),
-            )
-        else:
-            label_path, label_bytes = f"labels/{sample_id}.tif", _encode_tiff(label)
-        _atomic_write_bytes(self.root / image_path, _encode_png(image, self.root))
-        _atomic_write_bytes(self.root / label_path, label_bytes)
-        entry = {"id": sample_id, "image": image_path, "label": label_path}
-        if type_map is not None:
-            type_path = f"types/{sample_id}.png"
-            _atomic_write_bytes(
-                self.root / type_path, _encode_png(type_map.astype(np.uint16), self.root)
-            )
-            entry["type"] = type_path
-        entry["weight"] = 1.0 if weight is None else float(weight)
-        entry.update(meta or {})
-        self._manifest.write(json.dumps(entry) + "\n")
+
+    def _write_files(self, sample: EncodedSample) -> None:
+        for path, data in sample.files.items():
+            _atomic_write_bytes(self.root / path, data)
+
+    def _append(self, samples: list[EncodedSample], added=None) -> None:
+        """Append the manifest lines of samples whose files are written; one fsync."""
+        if not samples:
+            return
+        for sample in samples:
+            self._manifest.write(json.dumps(sample.entry) + "\n")
         self._manifest.flush()
         os.fsync(self._manifest.fileno())
-        self.completed_ids.add(sample_id)
-        self.entries[sample_id] = entry
+        for sample in samples:
+            self.completed_ids.add(sample.sample_id)
+            self.entries[sample.sample_id] = sample.entry
+        if added is not None:
+            added(len(samples))
 
     def __exit__(self, *exc_info) -> None:
         if self._manifest is not None:
@@ -347,6 +429,16 @@ class SyntheticDatasetWriter:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+
+
+def _finished_head(pending: deque) -> list[EncodedSample]:
+    """Pop the samples at the head of ``pending`` whose files are written (raises a failed write)."""
+    finished = []
+    while pending and pending[0][1].done():
+        sample, future = pending.popleft()
+        future.result()
+        finished.append(sample)
+    return finished
 
 
 def _short(value) -> str:

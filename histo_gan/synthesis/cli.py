@@ -18,7 +18,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import multiprocessing
+import os
 import sys
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from histo_gan.data.readers import LABEL_SUFFIXES, DataError, read_image, read_label_map
@@ -26,7 +28,9 @@ from histo_gan.data.sources import ImageFolder
 from histo_gan.data.synthetic import (
     GRID,
     DatasetMismatch,
+    EncodedSample,
     SyntheticDatasetWriter,
+    encode_sample,
     read_header,
 )
 from histo_gan.synthesis.masks import (
@@ -35,7 +39,7 @@ from histo_gan.synthesis.masks import (
     RandomPolygonMasks,
 )
 from histo_gan.synthesis.pipeline import CentroidSynthesis, InitialSynthesis, Synthesis
-from histo_gan.threads import limit_threads
+from histo_gan.threads import limit_threads, threads_limited
 
 __all__ = ["build_synthesis", "main"]
 
@@ -46,6 +50,8 @@ MASK_FOLDER_NAMES = ("instance_masks", "labels", "Labels", "masks")
 # 23/0/23 % at 24, 7/0/11 % at 32 and <= 4 % at 48.
 MIN_SIZE = 32
 METHODS_WITH_MASKS = ("mahmood", "centroids")
+# Threads that write the files: a disk flush (fsync) per file is slow alone, fast in parallel.
+WRITE_THREADS = 4
 
 
 def _masks_dir(args) -> Path:
@@ -91,6 +97,16 @@ def build_synthesis(args) -> Synthesis:
     return METHODS[args.method](args)
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+# The synthesis of a worker process: inherited through fork with the tiles the parent has, so
+# that sources are read and analysed once, not once per worker.
 _worker_synthesis: Synthesis | None = None
 
 
@@ -100,9 +116,32 @@ def _init_worker(synthesis: Synthesis) -> None:
     limit_threads(1)  # the workers share the cores: no OpenCV or BLAS pool of its own in each
 
 
-def _worker_sample(index: int):
+def _worker_tile(index: int):
     assert _worker_synthesis is not None
-    return index, *_worker_synthesis.sample(index)
+    return index, _worker_synthesis.make_tile(index)
+
+
+def _encoded(synthesis: Synthesis, index: int) -> EncodedSample:
+    image, label, meta = synthesis.sample(index)
+    return encode_sample(f"{index:06d}", image, label, meta)
+
+
+def _worker_sample(index: int) -> EncodedSample:
+    assert _worker_synthesis is not None
+    return _encoded(_worker_synthesis, index)
+
+
+@contextmanager
+def _workers(count: int, synthesis: Synthesis):
+    """``count`` forked processes that hold ``synthesis`` as it is now (terminated on exit)."""
+    pool = multiprocessing.get_context("fork").Pool(
+        count, initializer=_init_worker, initargs=(synthesis,)
+    )
+    try:
+        yield pool
+    finally:
+        pool.terminate()
+        pool.join()
 
 
 def _parse(argv):
@@ -117,7 +156,12 @@ def _parse(argv):
     parser.add_argument(
         "--masks", type=Path, default=None, help="real label maps (mahmood, centroids)"
     )
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help=f"worker processes (default: the cores available, here {available_cores()})",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--grid", type=int, default=16, help="samples in the sample grid (0: none)")
     existing = parser.add_mutually_exclusive_group()
@@ -130,6 +174,8 @@ def _parse(argv):
         help="add samples to a dataset (a larger --n, all else equal)",
     )
     args = parser.parse_args(argv)
+    if args.workers is None:
+        args.workers = available_cores()
     if args.n <= 0:
         raise ValueError(f"--n must be a positive number of samples, got {args.n}")
     if args.size < MIN_SIZE:
@@ -235,34 +281,44 @@ def _synthesize_into(writer: SyntheticDatasetWriter, synthesis: Synthesis, args)
         print(f"{args.out}: repaired: {'; '.join(writer.repaired)}")
     todo = [i for i in range(args.n) if f"{i:06d}" not in writer.completed_ids]
     if todo:
-        with Progress(transient=True) as progress:
+        # Forked workers need this process single-threaded (see threads_limited).
+        budget = threads_limited(1) if args.workers > 1 else nullcontext()
+        with budget, Progress() as progress:
+            _prepare(synthesis, args.workers, progress)
             task = progress.add_task(
-                "preparing source tiles", total=len(getattr(synthesis, "images", []))
+                f"synthesising ({args.method})", total=args.n, completed=args.n - len(todo)
             )
-            synthesis.prepare(lambda: progress.advance(task))
-    with Progress() as progress:
-        task = progress.add_task(
-            f"synthesising ({args.method})", total=args.n, completed=args.n - len(todo)
-        )
-        if args.workers == 1:
-            results = (_sample_here(synthesis, i) for i in todo)
-            pool = None
-        else:
-            context = multiprocessing.get_context("fork")
-            pool = context.Pool(args.workers, initializer=_init_worker, initargs=(synthesis,))
-            results = pool.imap(_worker_sample, todo, chunksize=4)
-        try:
-            for index, image, label, meta in results:
-                writer.add(f"{index:06d}", image, label, meta)
-                progress.advance(task)
-        finally:
-            if pool is not None:
-                pool.terminate()
+            _write_samples(
+                writer, synthesis, todo, args.workers, lambda k: progress.advance(task, k)
+            )
     return _write_grid(writer, args.grid) if args.grid > 0 else None
 
 
-def _sample_here(synthesis: Synthesis, index: int):
-    return index, *synthesis.sample(index)
+def _prepare(synthesis: Synthesis, workers: int, progress) -> None:
+    """Analyse the source tiles once, spread over the workers, with a progress bar."""
+    pending = synthesis.pending_tiles()
+    if not pending:
+        return
+    task = progress.add_task("preparing source tiles", total=len(pending))
+    if workers == 1:
+        synthesis.prepare(lambda: progress.advance(task))
+    else:
+        with _workers(min(workers, len(pending)), synthesis) as pool:
+            for index, tile in pool.imap_unordered(_worker_tile, pending):
+                synthesis.set_tile(index, tile)
+                progress.advance(task)
+    progress.remove_task(task)
+
+
+def _write_samples(writer, synthesis: Synthesis, todo: list[int], workers: int, added) -> None:
+    """Sample (and encode) in ``workers`` processes forked after the preparation, so that they
+    share the prepared tiles; this process writes the files, several at a time."""
+    if workers == 1:
+        writer.add_all((_encoded(synthesis, i) for i in todo), threads=WRITE_THREADS, added=added)
+        return
+    with _workers(workers, synthesis) as pool:
+        samples = pool.imap(_worker_sample, todo, chunksize=4)
+        writer.add_all(samples, threads=WRITE_THREADS, added=added)
 
 
 if __name__ == "__main__":

@@ -85,8 +85,25 @@ class Synthesis:
     def rng(self, index: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, index])
 
+    def pending_tiles(self) -> list[int]:
+        """Indices of the source tiles still to prepare (none for a method without tiles)."""
+        return []
+
+    def make_tile(self, index: int):
+        """Prepare tile ``index`` and return it (pure: another process may do it)."""
+        raise IndexError(f"{type(self).__name__} has no source tiles")
+
+    def set_tile(self, index: int, tile) -> None:
+        """Store a tile made by :meth:`make_tile`, possibly in another process."""
+        raise IndexError(f"{type(self).__name__} has no source tiles")
+
     def prepare(self, progress=None) -> None:
-        """Do the per-tile work up front (optional; ``sample`` prepares lazily)."""
+        """Do the per-tile work up front in this process (optional: ``sample`` prepares
+        lazily). ``progress()`` is called after each tile."""
+        for index in self.pending_tiles():
+            self.set_tile(index, self.make_tile(index))
+            if progress is not None:
+                progress()
 
     def sample(self, index: int) -> tuple[np.ndarray, np.ndarray, dict]:
         raise NotImplementedError
@@ -153,16 +170,19 @@ class InitialSynthesis(Synthesis):
 
     def tile(self, index: int) -> PreparedTile:
         if index not in self.tiles:
-            self.tiles[index] = prepare_tile(
-                self.images[index], self.super_segmentation, self.sub_segmentation, self.inpainter
-            )
+            self.tiles[index] = self.make_tile(index)
         return self.tiles[index]
 
-    def prepare(self, progress=None) -> None:
-        for index in range(len(self.images)):
-            self.tile(index)
-            if progress is not None:
-                progress()
+    def pending_tiles(self) -> list[int]:
+        return [index for index in range(len(self.images)) if index not in self.tiles]
+
+    def make_tile(self, index: int) -> PreparedTile:
+        return prepare_tile(
+            self.images[index], self.super_segmentation, self.sub_segmentation, self.inpainter
+        )
+
+    def set_tile(self, index: int, tile: PreparedTile) -> None:
+        self.tiles[index] = tile
 
     def sample(self, index: int) -> tuple[np.ndarray, np.ndarray, dict]:
         rng = self.rng(index)
