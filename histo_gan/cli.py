@@ -294,6 +294,42 @@ TOOLS = {
     "sweep": "histo_gan.sweep",
 }
 
+# One line per command for ``histo-gan --help`` (the README's command table says the same).
+COMMANDS = {
+    "fit": "train a method (any histo_gan.modules class) on HistoDataModule, in a new run folder",
+    "validate": "score a model or checkpoint on the validation images",
+    "test": "score a model or checkpoint on the test images (per-image and overall metrics)",
+    "predict": "run a checkpoint's predictor (label maps, synthetic H&E) through writer callbacks",
+    "synthesize": "write an initial synthetic dataset from real tissue (hou, mahmood, centroids)",
+    "segment": "instance label maps (and overlays) for a folder of new images from a checkpoint",
+    "realism": "how real synthetic H&E looks: classifier two-sample test and stain distances",
+    "report": "comparison tables and plots from finished test runs",
+    "sweep": "run a W&B sweep YAML locally, one trial after another",
+    "evaluate": "score predicted instance label maps against ground-truth label maps",
+}
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+
+
+def help_page() -> str:
+    """``histo-gan --help``: every command with one line, Lightning's and the suite's tools."""
+    width = max(map(len, COMMANDS)) + 2
+
+    def rows(names) -> str:
+        return "\n".join(f"  {name:<{width}}{COMMANDS[name]}" for name in names)
+
+    return (
+        "usage: histo-gan COMMAND [options]\n\n"
+        "Synthetic H&E training data for nucleus segmentation: train, evaluate and compare.\n"
+        "`histo-gan COMMAND --help` lists the options of one command.\n\n"
+        "Training and evaluation (Lightning's CLI; configs in conf/ compose with --config):\n"
+        f"{rows(LIGHTNING_COMMANDS)}\n\n"
+        f"Tools:\n{rows(name for name in COMMANDS if name in TOOLS)}\n\n"
+        "Examples:\n"
+        "  histo-gan fit --config conf/experiment/baseline_unet_tiny.yaml\n"
+        "  histo-gan test --config conf/experiment/baseline_unet_tiny.yaml --ckpt_path best\n"
+        "  histo-gan synthesize --source DIR --out DIR --n 1000 --size 256 --method hou\n"
+    )
+
 
 def data_error_in(error: BaseException) -> DataError | None:
     """The DataError behind ``error`` (jsonargparse wraps the ones raised while parsing)."""
@@ -315,6 +351,13 @@ def main(argv: list[str] | None = None) -> int:
     from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv else ""
+    if command in ("", "-h", "--help"):
+        print(help_page(), end="", file=sys.stdout if command else sys.stderr)
+        return 0 if command else 2
+    if not command.startswith("-") and command not in COMMANDS:
+        print(f"histo-gan: error: unknown command {command!r}; commands: "
+              f"{', '.join(COMMANDS)} (histo-gan --help)", file=sys.stderr)  # fmt: skip
+        return 2
     if command in TOOLS:
         tool = importlib.import_module(TOOLS[command])
         try:
