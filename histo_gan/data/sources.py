@@ -256,15 +256,24 @@ class ImageFolder(ImageSource):
         root: folder of RGB images.
         organ: organ of every image, or ``None`` to look it up in ``organ_table``.
         organ_table: CSV of ``prefix,organ``; ``None`` uses the bundled MoNuSeg table.
+        exclude: names of files in ``root`` to leave out (e.g. the unreadable ones that
+            ``histo-gan segment --skip-unreadable`` found).
     """
 
     labeled = False
 
     def __init__(
-        self, root: str | Path, organ: str | None = None, organ_table: str | Path | None = None
+        self,
+        root: str | Path,
+        organ: str | None = None,
+        organ_table: str | Path | None = None,
+        exclude: Sequence[str] = (),
     ) -> None:
         self.root = Path(root)
-        self.image_files = _list_files(self.root, IMAGE_SUFFIXES, "images")
+        files = _list_files(self.root, IMAGE_SUFFIXES, "images")
+        self.image_files = [path for path in files if path.name not in set(exclude)]
+        if not self.image_files:
+            raise DataError(f"{self.root}: all {len(files)} images are excluded")
         self.image_ids = [p.stem for p in self.image_files]
         table = OrganTable(organ_table)
         self.organs = [organ or table.organ_of(i) for i in self.image_ids]
