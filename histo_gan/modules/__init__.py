@@ -3,7 +3,7 @@
 from histo_gan.modules.cgan_segmenter import SpectralNormCGANSegmenterModule
 from histo_gan.modules.coarse_to_fine import CoarseToFine
 from histo_gan.modules.cyclegan import CycleGANModule
-from histo_gan.modules.diffusion import DiffusionModule, MaskCondition
+from histo_gan.modules.diffusion import DiffusionModule, LinearWarmup, MaskCondition
 from histo_gan.modules.evaluation import SegmentImages, SynthesizeImages
 from histo_gan.modules.hou_hard_examples import HardExampleRefinerModule
 from histo_gan.modules.hou_importance import ImportanceSamplingRefinerModule
@@ -25,6 +25,7 @@ __all__ = [
     "HardExampleRefinerModule",
     "ImportanceSamplingRefinerModule",
     "LinearDecay",
+    "LinearWarmup",
     "MaskCondition",
     "MaskToImage",
     "Phase",

@@ -21,9 +21,17 @@ seed: the same on any batch composition, process count or device, and determinis
 
 The training noise, timesteps and condition dropout of a step are drawn from a generator
 seeded by ``(seed, rank, global_step)``: no random state beyond the step counter, so resume is
-exact. ``predict`` exports (label map, H&E) pairs through :class:`SynthesizeImages` and
-:class:`~histo_gan.callbacks.SyntheticExport`; masks come from any labeled source (real label
-maps, :class:`~histo_gan.data.GeneratedMasks`, a ``histo-gan synthesize`` dataset).
+exact. One optimizer (``denoiser``, AdamW by default) is stepped in one
+:meth:`~histo_gan.modules.gan_steps.NamedUpdates.update` block, with gradient-norm clipping and
+the learning rate of :class:`LinearWarmup` (a :class:`~histo_gan.modules.schedules.ConstantRate`);
+the EMA is updated after each step.
+
+Evaluation role: a synthesizer (:class:`~histo_gan.modules.evaluation.SynthesizerEvaluation`:
+held-out L1 of whole images at validation and test, so keep ``limit_val_batches`` 0 where a
+whole-image sampling run is too slow). ``predict`` exports (label map, H&E) pairs through
+:class:`SynthesizeImages` and :class:`~histo_gan.callbacks.SyntheticExport`; masks come from any
+labeled source (real label maps, :class:`~histo_gan.data.GeneratedMasks`, a
+``histo-gan synthesize`` dataset).
 """
 
 from __future__ import annotations
@@ -31,24 +39,29 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from functools import partial
 
 import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMScheduler, DDPMScheduler
-from diffusers.optimization import get_constant_schedule_with_warmup
+from diffusers import DDIMScheduler, DDPMScheduler, SchedulerMixin
 from diffusers.training_utils import EMAModel
 from lightning.pytorch.cli import OptimizerCallable
 from scipy import ndimage
 from torch import nn
 
-from histo_gan.modules.evaluation import Predictor, SynthesizeImages
+from histo_gan.modules.evaluation import Predictor, SynthesizeImages, SynthesizerEvaluation
+from histo_gan.modules.gan_steps import NamedUpdates
 from histo_gan.modules.mask_encoding import MaskEncoding
+from histo_gan.modules.schedules import ConstantRate
 from histo_gan.modules.state import CheckpointedState
 from histo_gan.types import SynthesisPrediction, TrainBatch, to_signed, to_unit
 
-__all__ = ["DiffusionModule", "MaskCondition"]
+__all__ = ["DiffusionModule", "LinearWarmup", "MaskCondition"]
+
+COMPONENTS = ["denoiser", "condition", "noise_scheduler", "sampler", "optimizer", "lr_schedule",
+              "predictor"]  # fmt: skip
 
 # The noise-schedule options a sampler takes over from the training scheduler.
 SCHEDULE_KEYS = (
@@ -118,13 +131,35 @@ def normalised_distance(interior: np.ndarray, label: np.ndarray) -> np.ndarray:
     return np.divide(distance, scale, out=np.zeros_like(distance), where=scale > 0)
 
 
+class LinearWarmup(ConstantRate):
+    """Learning rate ``initial * min(1, global_step / warmup_steps)``, then constant (the
+    schedule of diffusers' ``get_constant_schedule_with_warmup``; the first step has rate 0).
+
+    Args:
+        warmup_steps: optimizer steps of the linear ramp (0: constant from the start).
+    """
+
+    def __init__(self, warmup_steps: int = 500) -> None:
+        if warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
+        self.warmup_steps = warmup_steps
+        self._step = 0
+
+    def factor(self, progress) -> float:
+        return 1.0 if self.warmup_steps == 0 else min(1.0, self._step / self.warmup_steps)
+
+    def apply(self, optimizers, trainer) -> float:
+        self._step = trainer.global_step
+        return super().apply(optimizers, trainer)
+
+
 def _seed(*parts: object) -> int:
     """A stable 63-bit seed from ``parts`` (numpy's SeedSequence over their CRC-32s)."""
     words = [zlib.crc32(str(part).encode()) for part in parts]
     return int(np.random.SeedSequence(words).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
-class DiffusionModule(CheckpointedState, L.LightningModule):
+class DiffusionModule(SynthesizerEvaluation, NamedUpdates, CheckpointedState, L.LightningModule):
     """Label map -> H&E by conditional denoising diffusion with classifier-free guidance.
 
     Args:
@@ -136,14 +171,22 @@ class DiffusionModule(CheckpointedState, L.LightningModule):
         sampler: the sampling scheduler (default ``DDIMScheduler``); it takes the noise-schedule
             options (``SCHEDULE_KEYS``) of ``noise_scheduler`` and keeps its own others.
         sampling_steps: denoising steps per sample.
+        heldout_sampling_steps: the steps of the held-out L1's whole-image samples at
+            validation and test (None: ``sampling_steps``). Few steps give a blurry sample near
+            the conditional mean: cheap, and it tracks training, but it is not a realism
+            measure (the ``RealismMonitor`` and ``histo-gan realism`` sample with
+            ``sampling_steps``).
         condition_dropout: probability p that a training sample's condition is the null one.
         guidance_scale: w of ``eps_u + w (eps_c - eps_u)``; 1 samples the conditional model
             alone (one network pass per step instead of two).
         ema_decay: largest decay of the EMA of the weights (None: no EMA, sample the weights).
         ema_warmup: diffusers' warmup ``1 - (1 + step / inv_gamma) ** -power`` of the decay
             (``ema_inv_gamma``, ``ema_power``); else its ``(1 + step) / (10 + step)``.
-        optimizer: optimizer factory (default AdamW, lr 1e-4, weight decay 1e-2).
-        lr_warmup_steps: linear learning-rate warmup, then constant (diffusers' schedule).
+        optimizer: optimizer factory of the denoiser (default AdamW, lr 1e-4, weight decay 1e-2).
+        lr_schedule: factor of the initial rate (default :class:`LinearWarmup`, 500 steps).
+        gradient_clip_norm: clip the gradients' total norm to this (None: no clipping).
+        size_multiple: label maps are reflection-padded to multiples of this for sampling
+            (``2 ** (down blocks - 1)`` of a UNet2DModel) and the samples cropped back.
         seed: seed of the training noise, timesteps and condition dropout.
         sample_seed: seed of the sampling noise.
         predictor: what ``predict`` does (default :class:`SynthesizeImages`).
@@ -153,9 +196,10 @@ class DiffusionModule(CheckpointedState, L.LightningModule):
         self,
         denoiser: nn.Module,
         condition: MaskCondition | None = None,
-        noise_scheduler: DDPMScheduler | None = None,
-        sampler: DDIMScheduler | None = None,
+        noise_scheduler: SchedulerMixin | None = None,
+        sampler: SchedulerMixin | None = None,
         sampling_steps: int = 50,
+        heldout_sampling_steps: int | None = None,
         condition_dropout: float = 0.1,
         guidance_scale: float = 2.0,
         ema_decay: float | None = 0.9999,
@@ -163,19 +207,20 @@ class DiffusionModule(CheckpointedState, L.LightningModule):
         ema_inv_gamma: float = 1.0,
         ema_power: float = 2 / 3,
         optimizer: OptimizerCallable | None = None,
-        lr_warmup_steps: int = 500,
+        lr_schedule: ConstantRate | None = None,
+        gradient_clip_norm: float | None = 1.0,
+        size_multiple: int = 1,
         seed: int = 0,
         sample_seed: int = 0,
         predictor: Predictor | None = None,
     ) -> None:
         super().__init__()
+        self.automatic_optimization = False
         if not 0.0 <= condition_dropout < 1.0:
             raise ValueError(f"condition_dropout must be in [0, 1), got {condition_dropout}")
         if guidance_scale != 1.0 and condition_dropout == 0.0:
             raise ValueError("guidance needs an unconditional model: set condition_dropout > 0")
-        self.save_hyperparameters(
-            ignore=["denoiser", "condition", "noise_scheduler", "sampler", "optimizer", "predictor"]
-        )
+        self.save_hyperparameters(ignore=COMPONENTS)
         self.denoiser = denoiser
         self.condition = condition or MaskCondition()
         expected = 3 + self.condition.channels
@@ -196,8 +241,12 @@ class DiffusionModule(CheckpointedState, L.LightningModule):
                 inv_gamma=ema_inv_gamma, power=ema_power,
             )  # fmt: skip
             self.register_state("ema", self.ema)
-        self.optimizer_factory = optimizer
+        self.denoiser_optimizer = optimizer or partial(
+            torch.optim.AdamW, lr=1e-4, weight_decay=1e-2
+        )
+        self.lr_schedule = lr_schedule or LinearWarmup()
         self.predictor = predictor or SynthesizeImages()
+        self._heldout_steps: int | None = None  # set while a held-out batch is synthesized
 
     # -- training --------------------------------------------------------------------------
     def _draws(self, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -234,30 +283,22 @@ class DiffusionModule(CheckpointedState, L.LightningModule):
         prediction = self.denoiser(torch.cat([noisy, condition], 1), timesteps).sample
         return F.mse_loss(prediction.float(), self._target(x0, noise, timesteps).float())
 
-    def training_step(self, batch: TrainBatch, batch_idx: int) -> torch.Tensor:
-        loss = self.denoising_loss(batch)
-        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=len(batch["image"]))
-        if self.ema is not None:
-            self.log("train/ema_decay", self.ema.cur_decay_value or 0.0, batch_size=1)
-        return loss
-
-    def optimizer_step(self, *args, **kwargs) -> None:
-        super().optimizer_step(*args, **kwargs)
+    def training_step(self, batch: TrainBatch, batch_idx: int) -> None:
+        with self.update("denoiser", clip_norm=self.hparams.gradient_clip_norm) as step:
+            step.loss = self.denoising_loss(batch)
         if self.ema is not None:
             self.ema.step(self.denoiser.parameters())
+        values = {"train/loss": step.loss.detach(), "train/lr_factor": step.lr_factor}
+        if self.ema is not None:
+            values["train/ema_decay"] = float(self.ema.cur_decay_value or 0.0)
+        self.log_dict(values, batch_size=len(batch["image"]))
 
     def on_fit_start(self) -> None:
         if self.ema is not None:
             self.ema.to(self.device)
 
     def configure_optimizers(self):
-        parameters = list(self.denoiser.parameters())
-        if self.optimizer_factory is None:
-            optimizer = torch.optim.AdamW(parameters, lr=1e-4, weight_decay=1e-2)
-        else:
-            optimizer = self.optimizer_factory(parameters)
-        warmup = get_constant_schedule_with_warmup(optimizer, self.hparams.lr_warmup_steps)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": warmup, "interval": "step"}}
+        return self.named_optimizers(denoiser=(self.denoiser_optimizer, self.denoiser.parameters()))
 
     # -- sampling --------------------------------------------------------------------------
     @contextmanager
@@ -298,14 +339,20 @@ class DiffusionModule(CheckpointedState, L.LightningModule):
     def sample(self, label: torch.Tensor, image_ids: list[str]) -> torch.Tensor:
         """Label maps ``int`` ``(B, H, W)`` -> synthetic H&E ``float32`` ``(B, 3, H, W)`` in [0, 1].
 
-        H and W must suit the denoiser (multiples of 2 ** (number of its down blocks - 1)).
+        Label maps of any size: reflection-padded to multiples of ``size_multiple`` (the
+        initial noise is drawn at the padded size), the samples cropped back.
         """
-        condition = self.condition.encode(label.to(self.device))
-        x = (
-            self.initial_noise(list(image_ids), tuple(label.shape[-2:]))
-            * self.sampler.init_noise_sigma
-        )
-        self.sampler.set_timesteps(self.hparams.sampling_steps, device=self.device)
+        h, w = label.shape[-2:]
+        m = self.hparams.size_multiple
+        label = label.to(self.device)
+        if h % m or w % m:
+            padded = F.pad(label[:, None].float(), (0, -w % m, 0, -h % m), mode="reflect")
+            label = padded[:, 0].to(torch.int32)
+        condition = self.condition.encode(label)
+        x = self.initial_noise(list(image_ids), tuple(label.shape[-2:]))
+        x = x * self.sampler.init_noise_sigma
+        steps = self._heldout_steps or self.hparams.sampling_steps
+        self.sampler.set_timesteps(steps, device=self.device)
         with self.ema_weights():
             for t in self.sampler.timesteps:
                 model_input = self.sampler.scale_model_input(x, t)
@@ -313,18 +360,26 @@ class DiffusionModule(CheckpointedState, L.LightningModule):
                 x = self.sampler.step(
                     self._guided(model_input, timesteps, condition), t, x
                 ).prev_sample
-        return to_unit(x.float())
+        return to_unit(x.float())[..., :h, :w]
+
+    # The held-out L1 (SynthesizerEvaluation) samples with heldout_sampling_steps; anything else
+    # that synthesizes during validation (the RealismMonitor, at epoch end) with sampling_steps.
+    def on_validation_batch_start(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._heldout_steps = self.hparams.heldout_sampling_steps
+
+    def on_validation_batch_end(self, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._heldout_steps = None
+
+    on_test_batch_start = on_validation_batch_start
+    on_test_batch_end = on_validation_batch_end
 
     def synthesize(self, batch: Mapping) -> SynthesisPrediction:
         """Label maps -> synthetic H&E (:class:`~histo_gan.types.Synthesizer`)."""
         image = self.sample(batch["label"], list(batch["image_id"]))
         return {"image": image, "label": batch["label"], "image_id": list(batch["image_id"])}
 
-    def predict_step(self, batch: Mapping, batch_idx: int):
-        return self.predictor(self, batch)
-
     @torch.no_grad()
-    def sample_images(self, batch: Mapping) -> dict[str, torch.Tensor]:
+    def sample_images(self, batch: TrainBatch) -> dict[str, torch.Tensor]:
         """Rows of the sample grid: mask, sample from the mask (EMA weights), real image."""
         return {
             "mask": self.condition.picture(self.condition.encode(batch["label"])),

@@ -12,7 +12,7 @@ import torch
 
 from histo_gan.callbacks import RunCheckpoint, SyntheticExport
 from histo_gan.data import GeneratedMasks, HistoDataModule, SyntheticFolder
-from histo_gan.modules import DiffusionModule, MaskCondition
+from histo_gan.modules import DiffusionModule, LinearWarmup, MaskCondition
 from histo_gan.synthesis import RandomPolygonMasks
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -31,7 +31,7 @@ def tiny_unet(condition_channels: int = 4):
 
 
 def tiny_module(**kwargs) -> DiffusionModule:
-    kwargs = {"sampling_steps": 3, "ema_decay": 0.9, "lr_warmup_steps": 1, **kwargs}
+    kwargs = {"sampling_steps": 3, "ema_decay": 0.9, "lr_schedule": LinearWarmup(2), **kwargs}
     optimizer = lambda p: torch.optim.AdamW(p, lr=1e-3)  # noqa: E731
     return DiffusionModule(tiny_unet(), optimizer=optimizer, **kwargs)
 
@@ -100,8 +100,9 @@ def test_loss_is_float32_under_bf16_autocast():
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
 
 
-def test_sampling_is_deterministic_per_seed_and_id_and_independent_of_the_batch():
-    module = tiny_module().eval()
+@pytest.mark.parametrize("sampler", ["DDIMScheduler", "DPMSolverMultistepScheduler"])
+def test_sampling_is_deterministic_per_seed_and_id_and_independent_of_the_batch(sampler):
+    module = tiny_module(sampler=getattr(diffusers, sampler)()).eval()
     label = two_nuclei()
     first = module.sample(label, ["a", "b"])
     assert first.shape == (2, 3, SIZE, SIZE) and 0 <= first.min() and first.max() <= 1
@@ -168,10 +169,9 @@ def test_resume_from_last_ckpt_equals_an_uninterrupted_run(tmp_path):
     opt_a, opt_b = resumed_trainer.optimizers[0], straight_trainer.optimizers[0]
     for a, b in zip(opt_a.state_dict()["state"].values(), opt_b.state_dict()["state"].values()):
         assert all(torch.equal(a[k], b[k]) for k in ("step", "exp_avg", "exp_avg_sq"))
-    sched_a = resumed_trainer.lr_scheduler_configs[0].scheduler.state_dict()
-    sched_b = straight_trainer.lr_scheduler_configs[0].scheduler.state_dict()
-    assert sched_a["last_epoch"] == sched_b["last_epoch"] == 8
-    assert sched_a["_last_lr"] == sched_b["_last_lr"]
+    groups_a, groups_b = opt_a.param_groups[0], opt_b.param_groups[0]
+    assert groups_a["initial_lr"] == groups_b["initial_lr"] == 1e-3
+    assert groups_a["lr"] == groups_b["lr"] == 1e-3  # past the 2-step warmup
     # a lost EMA state would show: the 4-step average differs from the 8-step one
     assert not all(
         torch.equal(a, b) for a, b in zip(early["shadow_params"], straight.ema.shadow_params)
@@ -204,3 +204,23 @@ def test_predict_exports_pairs_that_the_datamodule_loads(tmp_path):
     loader.setup("fit")
     batch = next(iter(loader.train_dataloader()))
     assert batch["image"].shape == (4, 3, SIZE, SIZE) and bool(batch["is_synthetic"].all())
+
+
+def test_label_maps_of_any_size_are_padded_to_the_size_multiple():
+    module = tiny_module(size_multiple=4).eval()
+    label = two_nuclei()[:, :30, :27]
+    sample = module.sample(label, ["a", "b"])
+    assert sample.shape == (2, 3, 30, 27)
+
+
+def test_validation_samples_with_heldout_steps_and_export_with_sampling_steps(tmp_path):
+    module = tiny_module(sampling_steps=3, heldout_sampling_steps=1)
+    steps = []
+    set_timesteps = module.sampler.set_timesteps
+    module.sampler.set_timesteps = lambda n, **kw: (steps.append(n), set_timesteps(n, **kw))
+    validate = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False,
+                         limit_val_batches=1, enable_model_summary=False)  # fmt: skip
+    metrics = validate.validate(module, datamodule(patch_size=SIZE), verbose=False)[0]
+    assert steps == [1] and 0 < metrics["val/l1"] < 1
+    module.synthesize({"label": two_nuclei(), "image_id": ["a", "b"]})
+    assert steps == [1, 3]
