@@ -10,8 +10,12 @@
 #   runs/protocols/synthetic/hou2019   ... and by the hou2019 refiner, importance-weighted
 #   runs/protocols/synthetic/hou2019_no_importance  ... by hou2019 without importance weights
 #                                      (experiments/protocols/hou_refiners/; needs `hou` first)
+#   runs/protocols/synthetic/diffusion (mask, H&E) pairs of the mask-conditioned diffusion model,
+#                                      256 of 128 px from masks of the training images' nucleus
+#                                      shapes (experiments/protocols/diffusion/cpu.yaml; trains
+#                                      it first unless a finished run is there)
 # Usage: experiments/protocols/make_synthetic.sh [hou|cyclegan|pix2pixhd|daffgan|hou2017|hou2019|
-#                                                 hou2019_no_importance]...
+#                                                 hou2019_no_importance|diffusion]...
 #   (default: hou cyclegan)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -43,7 +47,14 @@ for what in "$@"; do
       rm -rf "${out:?}/$what"   # a fresh export for this refiner
       "$histo_gan" fit "${configs[@]}"
       "$histo_gan" predict "${configs[@]}" --ckpt_path last ;;
-    *) echo "usage: $0 [hou|cyclegan|pix2pixhd|daffgan|hou2017|hou2019|hou2019_no_importance]..." >&2
+    diffusion)
+      # the training images' label maps: the nucleus-shape dictionary of the predict masks
+      $python experiments/protocols/split_images.py experiments/splits/main.json \
+        ../shared/data/monuseg/train/instance_masks runs/protocols/sources/main_label_maps
+      HISTO_GAN=$histo_gan PYTHON=$python experiments/protocols/diffusion/train_cpu.sh
+      rm -rf "${out:?}/diffusion"   # a fresh export for this model
+      "$histo_gan" predict --config experiments/protocols/diffusion/cpu.yaml --ckpt_path last ;;
+    *) echo "usage: $0 [hou|cyclegan|pix2pixhd|daffgan|hou2017|hou2019|hou2019_no_importance|diffusion]..." >&2
        exit 2 ;;
   esac
 done
