@@ -4,7 +4,7 @@
 # copy of last.ckpt after each chunk in runs/protocols/diffusion_cpu/snapshots/epoch_<E>.ckpt
 # (the checkpoints the realism measures are taken at). Run it again after an interruption:
 # it continues from the newest last.ckpt.
-#   experiments/protocols/diffusion/train_cpu.sh [EPOCH_AT_END_OF_EACH_CHUNK...]  (default 3 10 20 30)
+#   experiments/protocols/diffusion/train_cpu.sh [EPOCH_AT_END_OF_EACH_CHUNK...]  (default 3 10 20)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 histo_gan=${HISTO_GAN:-.venv/bin/histo-gan}
@@ -12,7 +12,7 @@ python=${PYTHON:-.venv/bin/python}
 config=experiments/protocols/diffusion/cpu.yaml
 runs=runs/protocols/diffusion_cpu
 mkdir -p "$runs/snapshots"
-[ $# -gt 0 ] || set -- 3 10 20 30
+[ $# -gt 0 ] || set -- 3 10 20
 done_epochs() {  # epochs completed by the newest last.ckpt (0 without one)
   "$python" - "$runs" <<'PY'
 import sys, pathlib, torch
