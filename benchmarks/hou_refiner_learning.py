@@ -63,17 +63,17 @@ from skimage.color import hed2rgb, rgb2hed
 from histo_gan.cli import main as histo_gan
 from histo_gan.data import HistoDataModule, LabelMapFolder, SyntheticFolder
 from histo_gan.data.sources import ImageSource
-from histo_gan.modules import HardExampleRefinerModule, RefinerSchedule, SegmentationHead
-from histo_gan.modules.refiner_steps import RefinerBatch, eval_mode
+from histo_gan.modules import HardExampleRefinerModule, RefinerPhases, SegmentationHead
 from histo_gan.networks import PairDiscriminator, ReferenceRefiner, SmpUnet
+from histo_gan.networks.norm import eval_mode
 from histo_gan.realism import stain_distance
-from histo_gan.types import to_unit
+from histo_gan.types import RefinerBatch, to_unit
 
 MONUSEG = Path(__file__).resolve().parents[2] / "shared" / "data" / "monuseg" / "train"
 
 
 def module(
-    schedule: RefinerSchedule, lr: float = 2e-4, d_lr: float = 1e-3
+    schedule: RefinerPhases, lr: float = 2e-4, d_lr: float = 1e-3
 ) -> HardExampleRefinerModule:
     def adam(rate):
         return lambda p: torch.optim.Adam(p, lr=rate, betas=(0.5, 0.999))
@@ -83,7 +83,7 @@ def module(
         PairDiscriminator(base_channels=16, texture_channels=16, texture_convs=3,
                           convs_per_stage=2),
         SegmentationHead(SmpUnet("resnet18", 3, (16, 8, 4)), boundary_width=1),
-        schedule=schedule, history_size=256, generator_optimizer=adam(lr),
+        phases=schedule, history_size=256, generator_optimizer=adam(lr),
         discriminator_optimizer=adam(d_lr),
     )  # fmt: skip
 
@@ -227,7 +227,7 @@ def fit(m, dm, batches: int) -> float:
 def identity_check(initial: Path, held_out: dict, steps: int, seed: int = 0) -> dict:
     """L_reg only from a random G: every convolution re-drawn with PyTorch's default init."""
     L.seed_everything(seed)
-    m = module(RefinerSchedule(steps, 0, 0, 0, 0, final_segmenter_steps=0), lr=1e-3)
+    m = module(RefinerPhases(steps, 0, 0, 0, 0, final_segmenter_steps=0), lr=1e-3)
     for layer in m.G.modules():
         if isinstance(layer, torch.nn.Conv2d):
             layer.reset_parameters()
@@ -244,7 +244,7 @@ def adversarial_check(initial: Path, held_out: dict, real: dict, pretrain_g: int
     """Algorithm 1's first stages: G on L_reg, D, then ``rounds`` x (G, D); G starts at the
     identity, so its pre-training is short."""
     L.seed_everything(seed)
-    schedule = RefinerSchedule(pretrain_g, pretrain_d, rounds, 0, 0, 1, 1, 0, 0)
+    schedule = RefinerPhases(pretrain_g, pretrain_d, rounds, 0, 0, 1, 1, 0, 0)
     m = module(schedule)
     before = measure(m, held_out, real)
     seconds = fit(m, data(initial, seed, 8 * schedule.total, 8, stain), schedule.total)

@@ -69,17 +69,17 @@ def cgan_segmenter(paper: bool):
 
 
 def _refiner_parts(paper: bool) -> dict:
-    from histo_gan.modules import RefinerSchedule, SegmentationHead
+    from histo_gan.modules import RefinerPhases, SegmentationHead
     from histo_gan.networks import PairDiscriminator, ReferenceRefiner, SmpUnet
 
     width = 32 if paper else 16
     # straight into the joint G/D/R rounds, the phase that trains all three networks
-    schedule = RefinerSchedule(0, 0, 0, 0, joint_rounds=10**6, generator_steps=1,
+    schedule = RefinerPhases(0, 0, 0, 0, joint_rounds=10**6, generator_steps=1,
                                discriminator_steps=1, segmenter_steps=1, final_segmenter_steps=0)  # fmt: skip
     network = SmpUnet("resnet34") if paper else SmpUnet("resnet18", 3, (64, 32, 16))
     return {"refiner": ReferenceRefiner(base_channels=width, texture_channels=width),
             "discriminator": PairDiscriminator(base_channels=width, texture_channels=width),
-            "segmentation_head": SegmentationHead(network), "schedule": schedule}  # fmt: skip
+            "segmentation_head": SegmentationHead(network), "phases": schedule}  # fmt: skip
 
 
 REFINER_DATA = {"synthetic_ratio": 1.0, "reference": "same_image", "unpaired_real": True}

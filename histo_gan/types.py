@@ -28,6 +28,8 @@ DataModule is configured for them:
   are: a second real patch from the same image or organ as ``real`` (the real pair <S', S> of
   the Hou refiners' pair discriminator).
 
+The Hou refiners read a training batch through :class:`RefinerBatch` (images in [-1, 1]).
+
 Evaluation batches (:class:`EvalBatch`) hold whole images, one per batch item, with
 ``image`` ``(1, 3, H, W)`` and ``label`` ``(1, H, W)``; modules predict them tile by tile with
 :class:`histo_gan.inference.SlidingWindow` so that metrics always see full images. Under DDP a
@@ -61,6 +63,7 @@ if TYPE_CHECKING:  # the contracts are torch-free at run time: synthesis imports
 __all__ = [
     "EvalBatch",
     "LabeledImage",
+    "RefinerBatch",
     "SegmentationPrediction",
     "SynthesisPrediction",
     "Synthesizer",
@@ -127,6 +130,50 @@ class Synthesizer(Protocol):
     """
 
     def synthesize(self, batch: Mapping[str, Any]) -> SynthesisPrediction: ...
+
+
+@dataclass
+class RefinerBatch:
+    """A training batch as the Hou refiners see it (images in [-1, 1]).
+
+    ``initial`` ``(B, 3, H, W)`` is the patch to refine; ``reference`` its real style patch S
+    (``None`` without one); ``label`` ``int32`` ``(B, H, W)``; ``synthetic`` ``float32`` ``(B,)``
+    is 1 for synthetic items (refined, judged, importance-weighted) and 0 for real labeled items
+    (``synthetic_ratio < 1``: R trains on them as they are); ``weight`` the batch's ``(B,)``
+    weights; ``real``/``real_reference`` the real pair <S', S> of D.
+    """
+
+    initial: torch.Tensor
+    reference: torch.Tensor | None
+    label: torch.Tensor
+    synthetic: torch.Tensor
+    weight: torch.Tensor
+    real: torch.Tensor
+    real_reference: torch.Tensor | None
+
+    @classmethod
+    def from_batch(cls, batch: Mapping) -> RefinerBatch:
+        """The view of a :class:`TrainBatch` with ``real`` (and ``reference`` for G and D)."""
+        if "real" not in batch:
+            raise ValueError(
+                "the Hou refiners need real pairs <S', S>: set data.unpaired_real: true and "
+                "data.reference: same_image (or same_organ)"
+            )
+
+        def signed(key):
+            return to_signed(batch[key]) if key in batch else None
+
+        image = batch["image"]
+        synthetic = batch["is_synthetic"].float() if "is_synthetic" in batch else None
+        synthetic = image.new_ones(len(image)) if synthetic is None else synthetic.to(image.device)
+        weight = batch["weight"].float() if "weight" in batch else image.new_ones(len(image))
+        return cls(to_signed(image), signed("reference"), batch["label"], synthetic, weight,
+                   signed("real"), signed("real_reference"))
+
+    def for_segmenter(self, refined: torch.Tensor) -> torch.Tensor:
+        """R's input in [0, 1]: the refined patch for synthetic items, the patch itself for real."""
+        mask = self.synthetic[:, None, None, None].bool()
+        return to_unit(refined.where(mask, self.initial))
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Losses: adversarial, reconstruction, gradient penalty, image pool, segmentation, importance."""
+"""Losses: adversarial, reconstruction, gradient penalty, replay buffer, segmentation, importance."""
 
 from histo_gan.losses.adversarial import (
     GANLoss,
@@ -9,8 +9,7 @@ from histo_gan.losses.adversarial import (
 )
 from histo_gan.losses.feature_matching import FeatureMatchingLoss
 from histo_gan.losses.gradient_penalty import gradient_penalty
-from histo_gan.losses.image_pool import ImagePool
-from histo_gan.losses.importance import importance_weights, real_probability
+from histo_gan.losses.importance import ImportanceWeighting, importance_weights, real_probability
 from histo_gan.losses.perceptual import VGGPerceptualLoss
 from histo_gan.losses.reconstruction import (
     cycle_loss,
@@ -19,6 +18,12 @@ from histo_gan.losses.reconstruction import (
     l1_loss,
     refiner_regularization,
 )
+from histo_gan.losses.refiner import (
+    masked_mean,
+    refiner_discriminator_loss,
+    refiner_realism_loss,
+)
+from histo_gan.losses.replay import ReplayBuffer
 from histo_gan.losses.segmentation import CrossEntropyDiceLoss
 
 __all__ = [
@@ -26,8 +31,9 @@ __all__ = [
     "FeatureMatchingLoss",
     "GANLoss",
     "HingeGANLoss",
-    "ImagePool",
+    "ImportanceWeighting",
     "LSGANLoss",
+    "ReplayBuffer",
     "VGGPerceptualLoss",
     "VanillaGANLoss",
     "WassersteinGANLoss",
@@ -37,6 +43,9 @@ __all__ = [
     "importance_weights",
     "foreground_weighted_l1",
     "l1_loss",
+    "masked_mean",
     "real_probability",
+    "refiner_discriminator_loss",
+    "refiner_realism_loss",
     "refiner_regularization",
 ]

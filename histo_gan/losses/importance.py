@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["importance_weights", "real_probability"]
+from histo_gan.losses.refiner import masked_mean
+
+__all__ = ["ImportanceWeighting", "importance_weights", "real_probability"]
 
 
 def real_probability(logits: torch.Tensor) -> torch.Tensor:
@@ -33,20 +35,16 @@ def importance_weights(
     real_probability: torch.Tensor,
     c: float = 1.0,
     clip: tuple[float, float] | None = (0.2, 2.0),
-    normalize: bool = True,
     eps: float = 1e-6,
 ) -> torch.Tensor:
-    """Per-sample importance weights ``w = c·p/(1−p)``, detached, clipped, batch-normalised.
+    """Per-sample importance weights ``w = c·p/(1−p)``, detached and clipped.
 
     Args:
         real_probability: ``(B,)`` D's probability that each sample is real, in [0, 1]
             (see :func:`real_probability`); a ``(B, ...)`` map is averaged per sample first.
         c: ratio of synthetic to real samples in D's training batches (hou2019 Eq. 4-5).
-        clip: ``(lo, hi)`` bounds applied to ``c·p/(1−p)`` before normalisation (the released
-            code clips to [0.2, 2]); ``None`` for no clipping.
-        normalize: divide by the batch mean so that the weights average 1 (they change the mix
-            of samples, not the learning rate). After normalisation weights may leave ``clip``;
-            with it, ``c`` matters only through which samples reach the bounds.
+        clip: ``(lo, hi)`` bounds of ``c·p/(1−p)`` (the released code clips to [0.2, 2]);
+            ``None`` for no clipping.
         eps: floor of ``1 − p`` so that p = 1 gives a large finite weight, not inf.
 
     Returns:
@@ -61,6 +59,32 @@ def importance_weights(
     weights = c * p / (1.0 - p).clamp_min(eps)
     if clip is not None:
         weights = weights.clamp(clip[0], clip[1])
-    if normalize:
-        weights = weights / weights.mean().clamp_min(torch.finfo(weights.dtype).tiny)
     return weights
+
+
+class ImportanceWeighting:
+    """hou2019's weighting of the segmenter's samples by D (Eq. 5), from D's probabilities.
+
+    Args:
+        c: ratio of synthetic to real samples in D's training batches.
+        clip: ``(lo, hi)`` bounds of ``c·p/(1−p)``; ``None`` for none.
+    """
+
+    def __init__(self, c: float = 1.0, clip: tuple[float, float] | None = (0.2, 2.0)) -> None:
+        self.c, self.clip = c, clip
+
+    def for_export(self, probability: torch.Tensor) -> torch.Tensor:
+        """Weights stored with exported samples, ``(B,)``: ``c·p/(1−p)`` clipped, not
+        normalised (a predict batch may hold a single sample)."""
+        return importance_weights(probability, self.c, self.clip)
+
+    def for_segmenter(
+        self, probability: torch.Tensor, synthetic: torch.Tensor, weight: torch.Tensor
+    ) -> torch.Tensor:
+        """R's per-sample weights ``(B,)``: the clipped weights of the synthetic items
+        (``synthetic`` ``(B,)`` 1/0) divided by their mean over the batch's synthetic items, so
+        they change the mix of samples, not R's learning rate; real items keep their ``weight``.
+        Detached."""
+        w = importance_weights(probability, self.c, self.clip)
+        w = w / masked_mean(w, synthetic).clamp_min(torch.finfo(w.dtype).tiny)
+        return torch.where(synthetic.bool(), w, weight)

@@ -8,9 +8,8 @@ from histo_gan.modules.evaluation import SegmentImages, SynthesizeImages
 from histo_gan.modules.hou_hard_examples import HardExampleRefinerModule
 from histo_gan.modules.hou_importance import ImportanceSamplingRefinerModule
 from histo_gan.modules.pairings import CentroidsToMask, MaskToImage
-from histo_gan.modules.phases import Phase, PhaseSchedule, Rounds
+from histo_gan.modules.phases import Phase, PhasePlan, RefinerPhases, Rounds
 from histo_gan.modules.pix2pixhd import Pix2PixHDModule
-from histo_gan.modules.refiner_steps import RefinerSchedule
 from histo_gan.modules.schedules import ConstantRate, LinearDecay
 from histo_gan.modules.segmentation_head import SegmentationHead
 from histo_gan.modules.segmenter import SegmenterModule
@@ -29,9 +28,9 @@ __all__ = [
     "MaskCondition",
     "MaskToImage",
     "Phase",
-    "PhaseSchedule",
+    "PhasePlan",
     "Pix2PixHDModule",
-    "RefinerSchedule",
+    "RefinerPhases",
     "Rounds",
     "SegmentImages",
     "SegmentationHead",

@@ -23,7 +23,7 @@ from torch import nn
 
 from histo_gan.inference.tiling import SlidingWindow
 from histo_gan.losses import (
-    ImagePool,
+    ReplayBuffer,
     VanillaGANLoss,
     foreground_weighted_l1,
     gradient_penalty,
@@ -36,17 +36,19 @@ from histo_gan.modules.evaluation import (
     SegmentImages,
     WholeImageEvaluator,
 )
-from histo_gan.modules.gan_steps import make_optimizer, optimize
+from histo_gan.modules.gan_steps import NamedUpdates
 from histo_gan.modules.mask_encoding import MaskEncoding
 from histo_gan.modules.schedules import ConstantRate, LinearDecay
 from histo_gan.modules.state import CheckpointedState
-from histo_gan.networks import PatchDiscriminator, UnetGenerator, init_weights
+from histo_gan.networks import NormalInit, PatchDiscriminator, UnetGenerator, WeightInit
 from histo_gan.types import TrainBatch, to_signed
 
 __all__ = ["SpectralNormCGANSegmenterModule"]
 
 
-class SpectralNormCGANSegmenterModule(SegmenterEvaluation, CheckpointedState, L.LightningModule):
+class SpectralNormCGANSegmenterModule(
+    SegmenterEvaluation, NamedUpdates, CheckpointedState, L.LightningModule
+):
     """pix2pix-style segmentation GAN with a spectral-norm conditional PatchGAN.
 
     Args:
@@ -58,11 +60,12 @@ class SpectralNormCGANSegmenterModule(SegmenterEvaluation, CheckpointedState, L.
         lambda_l1: weight of the L1 term (70 in the released code).
         foreground_weight: weight of nucleus pixels in the L1 mean, relative to background (1 =
             plain L1, as the paper).
-        pool_size: capacity of the pool of fake (mask, image) pairs (64).
+        pool_size: capacity of the replay buffer of fake (mask, image) pairs (64).
         gradient_penalty_weight: WGAN-GP weight on the discriminator (0 = off).
         discriminator_loss_scale: factor of the discriminator objective (0.5 as pix2pix).
-        generator_optimizer, discriminator_optimizer: optimizer factories (default: Adam,
-            lr 2e-4, betas (0.5, 0.999), as pix2pix).
+        weight_init: applied to both networks (default :class:`NormalInit`, N(0, 0.02)).
+        generator_optimizer, discriminator_optimizer: factories of the ``generator`` and
+            ``discriminator`` optimizers (default: Adam, lr 2e-4, betas (0.5, 0.999), as pix2pix).
         lr_schedule: learning-rate schedule over the training budget (default: constant, then
             linear decay over the second half).
         boundary_width: boundary thickness of the mask encoding; ``None`` predicts a
@@ -81,6 +84,7 @@ class SpectralNormCGANSegmenterModule(SegmenterEvaluation, CheckpointedState, L.
         pool_size: int = 64,
         gradient_penalty_weight: float = 0.0,
         discriminator_loss_scale: float = 0.5,
+        weight_init: WeightInit | None = None,
         generator_optimizer: OptimizerCallable | None = None,
         discriminator_optimizer: OptimizerCallable | None = None,
         lr_schedule: ConstantRate | None = None,
@@ -99,6 +103,7 @@ class SpectralNormCGANSegmenterModule(SegmenterEvaluation, CheckpointedState, L.
                 "sliding_window",
                 "postprocess",
                 "predictor",
+                "weight_init",
                 "generator_optimizer",
                 "discriminator_optimizer",
                 "lr_schedule",
@@ -110,12 +115,16 @@ class SpectralNormCGANSegmenterModule(SegmenterEvaluation, CheckpointedState, L.
         self.discriminator = discriminator or PatchDiscriminator(
             c, spectral_norm=True, condition_channels=3
         )
-        init_weights(self.generator)
-        init_weights(self.discriminator)
+        weight_init = weight_init or NormalInit()
+        weight_init(self.generator)
+        weight_init(self.discriminator)
         self.adversarial = adversarial_loss or VanillaGANLoss()
-        self.pair_pool = ImagePool(pool_size)
+        self.pair_pool = ReplayBuffer(pool_size)
         self.register_state("pair_pool", self.pair_pool)
-        self.optimizer_factories = (generator_optimizer, discriminator_optimizer)
+        self.generator_optimizer, self.discriminator_optimizer = (
+            generator_optimizer,
+            discriminator_optimizer,
+        )
         self.lr_schedule = lr_schedule or LinearDecay(0.5)
         self.evaluator = WholeImageEvaluator(sliding_window, postprocess)
         self.predictor = predictor or SegmentImages()
@@ -128,54 +137,51 @@ class SpectralNormCGANSegmenterModule(SegmenterEvaluation, CheckpointedState, L.
         return self.forward
 
     def training_step(self, batch: TrainBatch, batch_idx: int) -> None:
-        optimizers = self.optimizers()
-        opt_generator, opt_discriminator = optimizers
-        lr_factor = self.lr_schedule.apply(optimizers, self.trainer)
         h = self.hparams
         image = to_signed(batch["image"])
         mask = self.encoding.encode(batch["label"])
         weight = batch.get("weight")
 
-        fake = self.generator(image)
-        adversarial = self.adversarial.generator_loss(self.discriminator(fake, image))
-        l1 = foreground_weighted_l1(fake, mask, batch["label"] > 0, h.foreground_weight, weight)
-        generator_loss = adversarial + h.lambda_l1 * l1
-        optimize(self, opt_generator, generator_loss)
+        with self.update("generator") as g:
+            fake = self.generator(image)
+            adversarial = self.adversarial.generator_loss(self.discriminator(fake, image))
+            l1 = foreground_weighted_l1(fake, mask, batch["label"] > 0, h.foreground_weight, weight)
+            g.loss = adversarial + h.lambda_l1 * l1
 
-        pooled = self.pair_pool.query(torch.cat([fake.detach(), image], dim=1))
-        pooled_mask, pooled_image = pooled[:, : mask.shape[1]], pooled[:, mask.shape[1] :]
-        discriminator_loss = h.discriminator_loss_scale * self.adversarial.discriminator_loss(
-            self.discriminator(mask, image), self.discriminator(pooled_mask, pooled_image)
-        )
-        penalty = torch.zeros((), device=self.device)
-        if h.gradient_penalty_weight > 0:
-            penalty = gradient_penalty(
-                self.discriminator,
-                mask,
-                fake.detach(),
-                condition=image,
-                weight=h.gradient_penalty_weight,
+        with self.update("discriminator") as d:
+            pooled = self.pair_pool.exchange(image=torch.cat([fake, image], dim=1))["image"]
+            pooled_mask, pooled_image = pooled[:, : mask.shape[1]], pooled[:, mask.shape[1] :]
+            discriminator_loss = h.discriminator_loss_scale * self.adversarial.discriminator_loss(
+                self.discriminator(mask, image), self.discriminator(pooled_mask, pooled_image)
             )
-        optimize(self, opt_discriminator, discriminator_loss + penalty)
+            penalty = torch.zeros((), device=self.device)
+            if h.gradient_penalty_weight > 0:
+                penalty = gradient_penalty(
+                    self.discriminator,
+                    mask,
+                    fake.detach(),
+                    condition=image,
+                    weight=h.gradient_penalty_weight,
+                )
+            d.loss = discriminator_loss + penalty
 
         self.log_dict(
             {
-                "train/loss_generator": generator_loss.detach(),
+                "train/loss_generator": g.loss.detach(),
                 "train/loss_adversarial": adversarial.detach(),
                 "train/loss_l1": l1.detach(),
                 "train/loss_discriminator": discriminator_loss.detach(),
                 "train/gradient_penalty": penalty.detach(),
-                "train/lr_factor": lr_factor,
+                "train/lr_factor": g.lr_factor,
             },
             batch_size=len(image),
         )
 
     def configure_optimizers(self):
-        generator_factory, discriminator_factory = self.optimizer_factories
-        return [
-            make_optimizer(generator_factory, self.generator.parameters()),
-            make_optimizer(discriminator_factory, self.discriminator.parameters()),
-        ]
+        return self.named_optimizers(
+            generator=(self.generator_optimizer, self.generator.parameters()),
+            discriminator=(self.discriminator_optimizer, self.discriminator.parameters()),
+        )
 
     @torch.no_grad()
     def sample_images(self, batch: TrainBatch) -> dict[str, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""pix2pixHD's coarse-to-fine training as a checkpointed schedule over training batches.
+"""pix2pixHD's coarse-to-fine training: stages over training batches, a checkpointed phase plan.
 
 Phases, in order:
 
@@ -10,13 +10,13 @@ Phases, in order:
 The lengths are shares of the training budget, resolved into batch counts once, when training
 first starts (:meth:`CoarseToFine.resolve`), and saved with the position in checkpoints: a
 resumed run, even one given a larger budget, switches at the same batch as the original run.
-pix2pixHD trains the global generator in a separate run; one run with a schedule is the
+pix2pixHD trains the global generator in a separate run; one run through the stages is the
 choice here (same networks, one checkpoint).
 """
 
 from __future__ import annotations
 
-from histo_gan.modules.phases import Phase, PhaseSchedule
+from histo_gan.modules.phases import Phase, PhasePlan
 
 __all__ = ["CoarseToFine", "training_batches"]
 
@@ -55,7 +55,7 @@ class CoarseToFine:
             )
         self.global_share, self.fixed_global_share = global_share, fixed_global_share
         self.lengths: tuple[int, int] | None = None
-        self.schedule: PhaseSchedule | None = None
+        self.plan: PhasePlan | None = None
 
     def resolve(self, total_batches: int) -> None:
         """Fix the phase lengths for a budget of ``total_batches`` (no-op once resolved)."""
@@ -67,27 +67,27 @@ class CoarseToFine:
 
     def _build(self, global_batches: int, fixed_batches: int) -> None:
         self.lengths = (global_batches, fixed_batches)
-        self.schedule = PhaseSchedule(
+        self.plan = PhasePlan(
             [Phase(GLOBAL, global_batches), Phase(ENHANCER, fixed_batches), Phase(JOINT, 1)]
         )
 
     @property
     def phase(self) -> str:
-        if self.schedule is None:
+        if self.plan is None:
             raise RuntimeError("CoarseToFine.resolve(total_batches) was not called")
-        return self.schedule.phase
+        return self.plan.phase
 
     def advance(self) -> None:
-        self.schedule.advance()
+        self.plan.advance()
 
     def state_dict(self) -> dict:
-        if self.schedule is None:
+        if self.plan is None:
             return {"lengths": None, "position": 0}
-        return {"lengths": list(self.lengths), **self.schedule.state_dict()}
+        return {"lengths": list(self.lengths), **self.plan.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         if state["lengths"] is None:
-            self.lengths = self.schedule = None
+            self.lengths = self.plan = None
             return
         self._build(*state["lengths"])
-        self.schedule.load_state_dict(state)
+        self.plan.load_state_dict(state)

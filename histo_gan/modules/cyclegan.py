@@ -23,7 +23,7 @@ from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 
 from histo_gan.inference.tiling import SlidingWindow
-from histo_gan.losses import ImagePool, VanillaGANLoss, cycle_loss, identity_loss
+from histo_gan.losses import ReplayBuffer, VanillaGANLoss, cycle_loss, identity_loss
 from histo_gan.metrics.postprocess import InstancePostprocessor
 from histo_gan.modules.evaluation import (
     Predictor,
@@ -32,17 +32,17 @@ from histo_gan.modules.evaluation import (
     SynthesizeImages,
     WholeImageEvaluator,
 )
-from histo_gan.modules.gan_steps import make_optimizer, optimize
+from histo_gan.modules.gan_steps import NamedUpdates
 from histo_gan.modules.mask_encoding import MaskEncoding
 from histo_gan.modules.schedules import ConstantRate, LinearDecay
 from histo_gan.modules.state import CheckpointedState
-from histo_gan.networks import PatchDiscriminator, ResnetGenerator, init_weights
+from histo_gan.networks import NormalInit, PatchDiscriminator, ResnetGenerator, WeightInit
 from histo_gan.types import SynthesisPrediction, TrainBatch, to_signed, to_unit
 
 __all__ = ["CycleGANModule"]
 
 
-class CycleGANModule(SegmenterEvaluation, CheckpointedState, L.LightningModule):
+class CycleGANModule(SegmenterEvaluation, NamedUpdates, CheckpointedState, L.LightningModule):
     """Unpaired mask <-> H&E translation with cycle consistency and spectral-norm PatchGANs.
 
     Args:
@@ -58,12 +58,14 @@ class CycleGANModule(SegmenterEvaluation, CheckpointedState, L.LightningModule):
         lambda_cycle_mask: weight of ``|S(G(m)) - m|_1`` (lambda_m).
         lambda_identity: identity weight relative to the cycle weights (CycleGAN convention:
             ``lambda_identity * lambda_cycle_image * |G(n) - n|_1`` and likewise for S).
-        pool_size: image-pool capacity of each discriminator (0 = no pool).
+        pool_size: capacity of each discriminator's replay buffer of fakes (0 = none).
         discriminator_loss_scale: the discriminator objective is multiplied by this (0.5 as in
             the paper, "to give it a lower learning rate").
-        generator_optimizer: optimizer factory of G and S together (default: Adam, lr 2e-4,
-            betas (0.5, 0.999), as in the paper).
-        discriminator_optimizer: optimizer factory of both discriminators (same default).
+        weight_init: applied to the four networks (default :class:`NormalInit`, N(0, 0.02)).
+        generator_optimizer: optimizer factory of G and S together, the ``generators``
+            optimizer (default: Adam, lr 2e-4, betas (0.5, 0.999), as in the paper).
+        discriminator_optimizer: optimizer factory of both discriminators, the
+            ``discriminators`` optimizer (same default).
         lr_schedule: learning-rate schedule over the training budget (default: constant, then
             linear decay over the second half, as CycleGAN).
         boundary_width: boundary thickness of the mask encoding.
@@ -84,6 +86,7 @@ class CycleGANModule(SegmenterEvaluation, CheckpointedState, L.LightningModule):
         lambda_identity: float = 0.5,
         pool_size: int = 50,
         discriminator_loss_scale: float = 0.5,
+        weight_init: WeightInit | None = None,
         generator_optimizer: OptimizerCallable | None = None,
         discriminator_optimizer: OptimizerCallable | None = None,
         lr_schedule: ConstantRate | None = None,
@@ -104,6 +107,7 @@ class CycleGANModule(SegmenterEvaluation, CheckpointedState, L.LightningModule):
                 "sliding_window",
                 "postprocess",
                 "predictor",
+                "weight_init",
                 "generator_optimizer",
                 "discriminator_optimizer",
                 "lr_schedule",
@@ -120,14 +124,18 @@ class CycleGANModule(SegmenterEvaluation, CheckpointedState, L.LightningModule):
         self.S = image_to_mask or ResnetGenerator(3, c, n_blocks=9)
         self.D_image = image_discriminator or PatchDiscriminator(3, spectral_norm=True)
         self.D_mask = mask_discriminator or PatchDiscriminator(c, spectral_norm=True)
+        weight_init = weight_init or NormalInit()
         for network in (self.G, self.S, self.D_image, self.D_mask):
-            init_weights(network)
+            weight_init(network)
         self.adversarial = adversarial_loss or VanillaGANLoss()
-        self.fake_image_pool = ImagePool(pool_size)
-        self.fake_mask_pool = ImagePool(pool_size)
+        self.fake_image_pool = ReplayBuffer(pool_size)
+        self.fake_mask_pool = ReplayBuffer(pool_size)
         self.register_state("fake_image_pool", self.fake_image_pool)
         self.register_state("fake_mask_pool", self.fake_mask_pool)
-        self.optimizer_factories = (generator_optimizer, discriminator_optimizer)
+        self.generator_optimizer, self.discriminator_optimizer = (
+            generator_optimizer,
+            discriminator_optimizer,
+        )
         self.lr_schedule = lr_schedule or LinearDecay(0.5)
         self.evaluator = WholeImageEvaluator(sliding_window, postprocess)
         self.predictor = predictor or SynthesizeImages()
@@ -149,56 +157,54 @@ class CycleGANModule(SegmenterEvaluation, CheckpointedState, L.LightningModule):
     def training_step(self, batch: TrainBatch, batch_idx: int) -> None:
         if "real" not in batch:
             raise ValueError("CycleGANModule needs unpaired real patches: set data.unpaired_real")
-        optimizers = self.optimizers()
-        opt_generators, opt_discriminators = optimizers
-        lr_factor = self.lr_schedule.apply(optimizers, self.trainer)
         h = self.hparams
         masks = self.encoding.encode(batch["label"])
         real = to_signed(batch["real"])
 
-        fake_image, fake_mask = self.G(masks), self.S(real)
-        adversarial = self.adversarial.generator_loss(
-            self.D_image(fake_image)
-        ) + self.adversarial.generator_loss(self.D_mask(fake_mask))
-        cycle = cycle_loss(self.S(fake_image), masks, h.lambda_cycle_mask) + cycle_loss(
-            self.G(fake_mask), real, h.lambda_cycle_image
-        )
-        identity = torch.zeros((), device=self.device)
-        if h.lambda_identity > 0:
-            identity = identity_loss(
-                self.G(real), real, h.lambda_cycle_image, h.lambda_identity
-            ) + identity_loss(self.S(masks), masks, h.lambda_cycle_mask, h.lambda_identity)
-        generator_loss = h.lambda_adversarial * adversarial + cycle + identity
-        optimize(self, opt_generators, generator_loss)
+        with self.update("generators") as generators:
+            fake_image, fake_mask = self.G(masks), self.S(real)
+            adversarial = self.adversarial.generator_loss(
+                self.D_image(fake_image)
+            ) + self.adversarial.generator_loss(self.D_mask(fake_mask))
+            cycle = cycle_loss(self.S(fake_image), masks, h.lambda_cycle_mask) + cycle_loss(
+                self.G(fake_mask), real, h.lambda_cycle_image
+            )
+            identity = torch.zeros((), device=self.device)
+            if h.lambda_identity > 0:
+                identity = identity_loss(
+                    self.G(real), real, h.lambda_cycle_image, h.lambda_identity
+                ) + identity_loss(self.S(masks), masks, h.lambda_cycle_mask, h.lambda_identity)
+            generators.loss = h.lambda_adversarial * adversarial + cycle + identity
 
-        pooled_image = self.fake_image_pool.query(fake_image.detach())
-        pooled_mask = self.fake_mask_pool.query(fake_mask.detach())
-        discriminator_loss = h.discriminator_loss_scale * (
-            self.adversarial.discriminator_loss(self.D_image(real), self.D_image(pooled_image))
-            + self.adversarial.discriminator_loss(self.D_mask(masks), self.D_mask(pooled_mask))
-        )
-        optimize(self, opt_discriminators, discriminator_loss)
+        with self.update("discriminators") as discriminators:
+            pooled_image = self.fake_image_pool.exchange(image=fake_image)["image"]
+            pooled_mask = self.fake_mask_pool.exchange(image=fake_mask)["image"]
+            discriminators.loss = h.discriminator_loss_scale * (
+                self.adversarial.discriminator_loss(self.D_image(real), self.D_image(pooled_image))
+                + self.adversarial.discriminator_loss(self.D_mask(masks), self.D_mask(pooled_mask))
+            )
 
         self.log_dict(
             {
-                "train/loss_generator": generator_loss.detach(),
+                "train/loss_generator": generators.loss.detach(),
                 "train/loss_adversarial": adversarial.detach(),
                 "train/loss_cycle": cycle.detach(),
                 "train/loss_identity": identity.detach(),
-                "train/loss_discriminator": discriminator_loss.detach(),
-                "train/lr_factor": lr_factor,
+                "train/loss_discriminator": discriminators.loss.detach(),
+                "train/lr_factor": generators.lr_factor,
             },
             prog_bar=False,
             batch_size=len(masks),
         )
 
     def configure_optimizers(self):
-        generator_factory, discriminator_factory = self.optimizer_factories
-        generators = make_optimizer(generator_factory, [*self.G.parameters(), *self.S.parameters()])
-        discriminators = make_optimizer(
-            discriminator_factory, [*self.D_image.parameters(), *self.D_mask.parameters()]
+        return self.named_optimizers(
+            generators=(self.generator_optimizer, [*self.G.parameters(), *self.S.parameters()]),
+            discriminators=(
+                self.discriminator_optimizer,
+                [*self.D_image.parameters(), *self.D_mask.parameters()],
+            ),
         )
-        return [generators, discriminators]
 
     @torch.no_grad()
     def sample_images(self, batch: TrainBatch) -> dict[str, torch.Tensor]:

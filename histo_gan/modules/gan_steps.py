@@ -108,14 +108,3 @@ class NamedUpdates:
             optimizer.step()
         finally:
             self.untoggle_optimizer(optimizer)
-
-
-def optimize(module, optimizer, loss: torch.Tensor, clip_norm: float | None = None) -> None:
-    """One manual step of ``optimizer`` on ``loss`` (the modules not yet on :meth:`NamedUpdates.update`)."""
-    module.toggle_optimizer(optimizer)
-    optimizer.zero_grad(set_to_none=True)
-    module.manual_backward(loss)
-    if clip_norm is not None:
-        module.clip_gradients(optimizer, gradient_clip_val=clip_norm, gradient_clip_algorithm="norm")
-    optimizer.step()
-    module.untoggle_optimizer(optimizer)

@@ -1,7 +1,7 @@
 """Checkpointed state of a module beyond its parameters: one explicit registry.
 
-GAN modules keep helpers whose state decides what happens next (image pools, the S+U history
-buffer, phase counters, random generators). A module registers each one by name::
+GAN modules keep helpers whose state decides what happens next (replay buffers, phase
+positions, random generators). A module registers each one by name::
 
     self.register_state("fake_image_pool", self.fake_image_pool)
 
@@ -12,14 +12,10 @@ it composes with any other mixin that saves state of its own.
 
 from __future__ import annotations
 
-import random
 import warnings
 from typing import Any, Protocol
 
-import numpy as np
-import torch
-
-__all__ = ["CheckpointedState", "GlobalRandomState", "Stateful"]
+__all__ = ["CheckpointedState", "Stateful"]
 
 CHECKPOINT_KEY = "module_state"
 
@@ -28,26 +24,6 @@ class Stateful(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
-
-
-class GlobalRandomState:
-    """The process-wide generators (torch CPU, numpy, ``random``) as one stateful helper.
-
-    Registered by modules whose training draws from the global generators, so that a resumed
-    run continues the same random sequence as an uninterrupted one.
-    """
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "torch": torch.get_rng_state(),
-            "numpy": np.random.get_state(),
-            "python": random.getstate(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        torch.set_rng_state(state["torch"])
-        np.random.set_state(state["numpy"])
-        random.setstate(state["python"])
 
 
 class CheckpointedState:

@@ -1,5 +1,5 @@
 """DAFF-GAN / pix2pixHD module on the bundled sample: both stages and generators from their tiny
-configs, the coarse-to-fine schedule across a checkpoint, and the chained two-stage export."""
+configs, the coarse-to-fine stages across a checkpoint, and the chained two-stage export."""
 
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ class StopAfterEpoch(L.Callback):
 
 def test_coarse_to_fine_switches_at_the_configured_share_and_resumes_bit_exactly(tmp_path):
     def tiny():
-        return module_from_configs(STAGES[2], schedule=CoarseToFine(0.5, 0.25))
+        return module_from_configs(STAGES[2], coarse_to_fine=CoarseToFine(0.5, 0.25))
 
     def params(network):
         return [p.detach().clone() for p in network.parameters()]
@@ -126,21 +126,21 @@ def test_coarse_to_fine_switches_at_the_configured_share_and_resumes_bit_exactly
     assert phases.seen == ["global"] * 4 + ["enhancer"] * 2 + ["joint"] * 2
     frozen = zip(phases.global_at_start["enhancer"], phases.global_at_start["joint"])
     assert all(torch.equal(a, b) for a, b in frozen)  # no change while the enhancer trained alone
-    assert straight.schedule.state_dict() == {"lengths": [4, 2], "position": 8}
+    assert straight.coarse_to_fine.state_dict() == {"lengths": [4, 2], "position": 8}
 
     L.seed_everything(0)
     first = tiny()
     initial_enhancer, initial_global = params(first.G.head), params(first.G.global_generator.up)
     t = trainer(tmp_path / "b", [StopAfterEpoch(1)], max_epochs=4)  # the same budget, stopped
     t.fit(first, data())
-    assert first.schedule.state_dict() == {"lengths": [4, 2], "position": 4}
+    assert first.coarse_to_fine.state_dict() == {"lengths": [4, 2], "position": 4}
     assert all(torch.equal(a, b) for a, b in zip(initial_enhancer, params(first.G.head)))
     assert not all(
         torch.equal(a, b) for a, b in zip(initial_global, params(first.G.global_generator.up))
     )
     t.save_checkpoint(tmp_path / "half.ckpt")
 
-    L.seed_everything(123)  # only the checkpoint may carry the schedule over
+    L.seed_everything(123)  # only the checkpoint may carry the stages over
     resumed, phases = tiny(), Phases()
     trainer(tmp_path / "c", [phases], max_epochs=4).fit(
         resumed, data(), ckpt_path=tmp_path / "half.ckpt"
@@ -150,15 +150,15 @@ def test_coarse_to_fine_switches_at_the_configured_share_and_resumes_bit_exactly
         assert torch.equal(value, resumed.state_dict()[name]), name
 
 
-def test_schedule_lengths_survive_a_larger_budget():
-    schedule = CoarseToFine(0.5, 0.1)
-    schedule.resolve(20)
+def test_stage_lengths_survive_a_larger_budget():
+    stages = CoarseToFine(0.5, 0.1)
+    stages.resolve(20)
     for _ in range(7):
-        schedule.advance()
+        stages.advance()
     restored = CoarseToFine(0.5, 0.1)
-    restored.load_state_dict(schedule.state_dict())
+    restored.load_state_dict(stages.state_dict())
     restored.resolve(200)  # an extended run: the switch points stay where they were
-    assert restored.lengths == (10, 2) and restored.schedule.names(6, start=7) == [
+    assert restored.lengths == (10, 2) and restored.plan.names(6, start=7) == [
         "global", "global", "global", "enhancer", "enhancer", "joint"
     ]  # fmt: skip
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from histo_gan.data import HistoDataModule, SyntheticFolder
+from histo_gan.losses import ReplayBuffer
 from histo_gan.modules.schedules import LinearDecay, Progress
-from histo_gan.modules.state import GlobalRandomState
 from tests.integration.test_mahmood_modules import masks, tiny_cgan, tiny_cyclegan  # noqa: F401
 
 
@@ -98,24 +98,30 @@ def test_cyclegan_stopped_and_resumed_equals_an_uninterrupted_run(tmp_path, mask
     for name, value in weights(straight).items():
         assert torch.equal(value, resumed.state_dict()[name]), name
     assert len(resumed.fake_image_pool) == len(straight.fake_image_pool)
-    for a, b in zip(straight.fake_image_pool.images, resumed.fake_image_pool.images):
-        assert torch.equal(a, b)
+    n = len(straight.fake_image_pool)
+    assert torch.equal(
+        straight.fake_image_pool.stored["image"][:n], resumed.fake_image_pool.stored["image"][:n]
+    )
 
 
 def test_an_extra_stateful_helper_comes_back_with_the_pools(tmp_path, masks):  # noqa: F811
     module = tiny_cyclegan()
-    module.register_state("global_random", GlobalRandomState())
+    extra = ReplayBuffer(4, seed=3)
+    extra.push(value=torch.arange(6.0)[:, None])
+    module.register_state("extra", extra)
     data = HistoDataModule(synthetic=SyntheticFolder(masks), synthetic_ratio=1.0,
                            unpaired_real=True, patch_size=64, patches_per_epoch=4, batch_size=2)  # fmt: skip
     trainer = run(tmp_path, module, data, max_epochs=1)
     trainer.save_checkpoint(tmp_path / "m.ckpt")
     saved = torch.load(tmp_path / "m.ckpt", weights_only=False)["module_state"]
-    assert set(saved) == {"fake_image_pool", "fake_mask_pool", "global_random"}
-    expected_draw = torch.rand(4)
+    assert set(saved) == {"fake_image_pool", "fake_mask_pool", "extra"}
+    expected_draw = extra.sample(3, torch.device("cpu"))["value"]
 
     restored = tiny_cyclegan()
-    restored.register_state("global_random", GlobalRandomState())
-    torch.manual_seed(999)
+    restored_extra = ReplayBuffer(1, seed=0)
+    restored.register_state("extra", restored_extra)
     restored.on_load_checkpoint(torch.load(tmp_path / "m.ckpt", weights_only=False))
-    assert torch.equal(torch.rand(4), expected_draw)  # the random stream continues where it was
+    assert len(restored_extra) == 4  # capacity, samples and generator came back
+    draw = restored_extra.sample(3, torch.device("cpu"))["value"]
+    assert torch.equal(draw, expected_draw)  # its random stream continues where it was saved
     assert len(restored.fake_image_pool) == len(module.fake_image_pool) > 0

@@ -18,21 +18,21 @@ from histo_gan.data import HistoDataModule, SyntheticFolder
 from histo_gan.data.sources import bundled_sample_dir
 from histo_gan.data.synthetic import SyntheticDataset
 from histo_gan.inference import SlidingWindow
+from histo_gan.losses import ImportanceWeighting, ReplayBuffer
 from histo_gan.modules import (
     HardExampleRefinerModule,
     ImportanceSamplingRefinerModule,
-    RefinerSchedule,
+    RefinerPhases,
     SegmentationHead,
     SegmenterModule,
 )
-from histo_gan.modules.hou_importance import segmenter_weights
-from histo_gan.modules.refiner_steps import RefinedHistory, RefinerBatch
 from histo_gan.networks import PairDiscriminator, ReferenceRefiner, SmpUnet
+from histo_gan.types import RefinerBatch
 
 METRIC_NAMES = ("dice", "aji", "aji_plus", "pq", "hausdorff", "object_dice", "aggregate/aji")
 MODULES = (HardExampleRefinerModule, ImportanceSamplingRefinerModule)
 # Algorithm 1 with N_G 2, N_D 2, N_GD 1 (n_G 1, n_D 1), N_R 2, N_GDR 2 (n_R 2), final R 1.
-SMALL = RefinerSchedule(2, 2, 1, 2, 2, 1, 1, 2, 1)
+SMALL = RefinerPhases(2, 2, 1, 2, 2, 1, 1, 2, 1)
 
 
 def tiny_networks(use_reference=True):
@@ -45,8 +45,8 @@ def tiny_networks(use_reference=True):
     )  # fmt: skip
 
 
-def tiny(cls=HardExampleRefinerModule, schedule=SMALL, use_reference=True, **kwargs):
-    return cls(**tiny_networks(use_reference), schedule=schedule, history_size=6,
+def tiny(cls=HardExampleRefinerModule, phases=SMALL, use_reference=True, **kwargs):
+    return cls(**tiny_networks(use_reference), phases=phases, history_size=6,
                sliding_window=SlidingWindow(64, 0.25, 8), **kwargs)  # fmt: skip
 
 
@@ -137,7 +137,7 @@ def test_phase_sequence_is_algorithm_1(tmp_path, masks):
     h = ("generator_hard", 0)
     expected = [("generator_pretrain", 0)] * 2 + [d, d] + [g, d] + [r, r]
     expected += [h, d, r, r] * 2 + [r]
-    expected += [r] * 3  # after the last stage the schedule stays there
+    expected += [r] * 3  # after the last stage the plan stays there
     assert SMALL.total == 17
     record = RecordSteps()
     module = tiny()
@@ -193,7 +193,7 @@ def test_stopped_mid_phase_and_resumed_equals_an_uninterrupted_run(tmp_path, mas
 
 
 def test_history_buffer_fills_then_replaces_and_round_trips():
-    history = RefinedHistory(capacity=4, seed=0)
+    history = ReplayBuffer(capacity=4, seed=0)
     assert history.sample(1, torch.device("cpu")) is None
     history.push(image=torch.full((3, 1), 1.0), label=torch.full((3,), 1))
     history.push(image=torch.full((3, 1), 2.0), label=torch.full((3,), 2))
@@ -201,7 +201,7 @@ def test_history_buffer_fills_then_replaces_and_round_trips():
     values = sorted(history.stored["image"].flatten().tolist())
     assert values.count(1.0) + values.count(2.0) == 4 and values.count(2.0) >= 1
     assert torch.equal(history.stored["image"].flatten().long(), history.stored["label"])
-    copy = RefinedHistory(capacity=1, seed=5)
+    copy = ReplayBuffer(capacity=1, seed=5)
     copy.load_state_dict(history.state_dict())
     assert torch.equal(copy.sample(2, torch.device("cpu"))["image"],
                        history.sample(2, torch.device("cpu"))["image"])  # fmt: skip
@@ -220,19 +220,20 @@ def test_importance_weights_reach_the_segmenter_loss_and_only_the_segmenter():
              "real_reference": torch.rand(n, 3, 32, 32), "weight": torch.ones(n),
              "is_synthetic": torch.ones(n, dtype=torch.bool)}  # fmt: skip
     data = RefinerBatch.from_batch(batch)
-    torch.testing.assert_close(segmenter_weights(p, data), expected)
+    weighting = ImportanceWeighting()
+    torch.testing.assert_close(weighting.for_segmenter(p, data.synthetic, data.weight), expected)
 
     # mixed batch: real items keep their weight, synthetic ones normalise among themselves
     mixed = RefinerBatch.from_batch({**batch, "is_synthetic": torch.tensor([1, 1, 0, 0]).bool(),
                                      "weight": torch.tensor([1.0, 1.0, 0.5, 3.0])})  # fmt: skip
-    torch.testing.assert_close(segmenter_weights(p, mixed), torch.tensor([2 / 3, 4 / 3, 0.5, 3.0]))
-    assert torch.equal(segmenter_weights(p, data, enabled=False), torch.ones(n))
+    torch.testing.assert_close(weighting.for_segmenter(p, mixed.synthetic, mixed.weight),
+                               torch.tensor([2 / 3, 4 / 3, 0.5, 3.0]))  # fmt: skip
 
     # the module's R loss: D's fixed logits -> these weights times R's per-sample losses
     logits = torch.logit(p)[:, None, None, None].expand(n, 1, 16, 16)
     module.D.forward = lambda x, reference=None: logits
     refined = module.G(data.initial, data.reference)  # attached to G's graph
-    loss, logs = module.segmenter_loss(data, refined)
+    loss, logs = module.segmenter_loss(refined, data)
     losses = module.R.per_sample_loss(data.for_segmenter(refined.detach()), data.label)
     torch.testing.assert_close(loss, (expected * losses).sum() / expected.sum())
     assert logs["weight_max"] == pytest.approx(float(expected.max()))
@@ -241,6 +242,27 @@ def test_importance_weights_reach_the_segmenter_loss_and_only_the_segmenter():
     assert all(q.grad is None for q in module.G.parameters())
     assert all(q.grad is None for q in module.D.parameters())
     assert any(q.grad is not None and q.grad.abs().sum() > 0 for q in module.R.parameters())
+
+
+def test_without_a_weighting_the_segmenter_step_and_the_export_never_run_the_discriminator():
+    module = tiny(ImportanceSamplingRefinerModule, weighting=None)
+    n = 2
+    batch = {"image": torch.rand(n, 3, 32, 32), "label": torch.randint(0, 3, (n, 32, 32)).int(),
+             "reference": torch.rand(n, 3, 32, 32), "real": torch.rand(n, 3, 32, 32),
+             "real_reference": torch.rand(n, 3, 32, 32), "weight": torch.tensor([1.0, 3.0]),
+             "is_synthetic": torch.ones(n, dtype=torch.bool), "image_id": ["a", "b"]}  # fmt: skip
+
+    def no_discriminator(*args, **kwargs):
+        raise AssertionError("D was run")
+
+    module.D.forward = no_discriminator
+    data = RefinerBatch.from_batch(batch)
+    refined = module.refine_frozen(data)
+    loss, logs = module.segmenter_loss(refined, data)
+    losses = module.R.per_sample_loss(data.for_segmenter(refined), data.label)
+    torch.testing.assert_close(loss, (data.weight * losses).sum() / data.weight.sum())
+    assert logs == {}
+    assert torch.equal(module.synthesize(batch)["weight"], torch.ones(n))
 
 
 def test_real_plus_synthetic_batches_train_the_segmenter_on_real_items_as_they_are(tmp_path, masks):
@@ -290,7 +312,7 @@ def test_export_is_a_weighted_synthetic_dataset_that_trains_a_segmenter(tmp_path
 
 
 # Every phase once: G pre-training, D pre-training, G, D, R pre-training, G hard, D, R.
-SCHEDULE_OF_8 = [f"--model.init_args.schedule.init_args.{k}=1" for k in (
+PHASES_OF_8 = [f"--model.init_args.phases.init_args.{k}=1" for k in (
     "pretrain_generator_steps", "pretrain_discriminator_steps", "adversarial_rounds",
     "pretrain_segmenter_steps", "joint_rounds", "generator_steps", "segmenter_steps")]  # fmt: skip
 
@@ -308,7 +330,7 @@ def test_fast_dev_run_under_two_process_ddp(tmp_path, repo_root, method):
          "--trainer.strategy=ddp_find_unused_parameters_true", "--trainer.devices=2",
          "--trainer.fast_dev_run=8", "--data.synthetic.n=16", "--data.patch_size=32",
          "--data.batch_size=2",
-         *SCHEDULE_OF_8],
+         *PHASES_OF_8],
         cwd=repo_root, capture_output=True, text=True, timeout=300,
         env=dict(os.environ, PYTHONUNBUFFERED="1"),
     )  # fmt: skip

@@ -136,8 +136,9 @@ def test_checkpoint_restores_image_pools_and_spectral_norm(tmp_path, masks):
         sliding_window=SlidingWindow(64, 0.25, 8),
     )
     assert len(restored.fake_image_pool) == len(module.fake_image_pool)
+    n = len(module.fake_image_pool)
     torch.testing.assert_close(
-        torch.stack(restored.fake_image_pool.images), torch.stack(module.fake_image_pool.images)
+        restored.fake_image_pool.stored["image"][:n], module.fake_image_pool.stored["image"][:n]
     )
     x = torch.randn(1, 3, 64, 64)
     module.eval(), restored.eval()

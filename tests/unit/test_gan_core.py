@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from histo_gan.callbacks import InstanceMapWriter, SyntheticExport
-from histo_gan.modules.phases import Phase, PhaseSchedule, Rounds
+from histo_gan.modules.phases import Phase, PhasePlan, Rounds
 from histo_gan.modules.schedules import ConstantRate, LinearDecay, Progress, training_progress
-from histo_gan.modules.state import CheckpointedState, GlobalRandomState
+from histo_gan.modules.state import CheckpointedState
 
 
 def fake_trainer(epoch=0, max_epochs=-1, step=0, max_steps=-1):
@@ -66,8 +66,8 @@ def test_extending_the_budget_recomputes_the_rate_from_the_initial_rate():
     assert resumed.param_groups[0]["lr"] == 1.0
 
 
-def test_phase_schedule_writes_out_rounds_and_stays_in_the_last_stage():
-    schedule = PhaseSchedule(
+def test_phase_plan_writes_out_rounds_and_stays_in_the_last_stage():
+    plan = PhasePlan(
         [
             Phase("g", 2),
             Phase("d", 1),
@@ -77,16 +77,16 @@ def test_phase_schedule_writes_out_rounds_and_stays_in_the_last_stage():
         ]  # fmt: skip
     )
     expected = ["g", "g", "d", "g", "d", "d", "g", "d", "d", "g", "d", "r", "g", "d", "r"]
-    assert schedule.names(15) == expected
-    assert schedule.names(3, start=15) == ["g", "d", "r"]  # the last Rounds keeps cycling
+    assert plan.names(15) == expected
+    assert plan.names(3, start=15) == ["g", "d", "r"]  # the last Rounds keeps cycling
     for name in expected[:7]:
-        assert schedule.phase == name
-        schedule.advance()
-    restored = PhaseSchedule(schedule.stages)
-    restored.load_state_dict(schedule.state_dict())
+        assert plan.phase == name
+        plan.advance()
+    restored = PhasePlan(plan.stages)
+    restored.load_state_dict(plan.state_dict())
     assert restored.phase == expected[7] and restored.position == 7
     with pytest.raises(ValueError, match="at least one stage"):
-        PhaseSchedule([Phase("g", 0)])
+        PhasePlan([Phase("g", 0)])
 
 
 class Counter:
@@ -128,15 +128,6 @@ def test_every_registered_helper_survives_a_checkpoint_and_hooks_chain():
         restored.register_state("pool", Counter())
     with pytest.warns(UserWarning, match="no state for"):
         Module().on_load_checkpoint({"base": "x"})
-
-
-def test_global_random_state_replays_the_same_draws():
-    helper = GlobalRandomState()
-    state = helper.state_dict()
-    first = (torch.rand(3), np.random.rand(3))
-    helper.load_state_dict(state)
-    second = (torch.rand(3), np.random.rand(3))
-    assert torch.equal(first[0], second[0]) and np.array_equal(first[1], second[1])
 
 
 def test_writers_skip_padding_items_and_refuse_the_wrong_payload(tmp_path):

@@ -7,8 +7,8 @@ import torch
 
 from histo_gan.losses import (
     HingeGANLoss,
-    ImagePool,
     LSGANLoss,
+    ReplayBuffer,
     VanillaGANLoss,
     WassersteinGANLoss,
     cycle_loss,
@@ -110,34 +110,50 @@ def test_reconstruction_terms():
     assert identity_loss(a, b, cycle_weight=10.0, identity_weight=0.5).item() == pytest.approx(10.0)
 
 
-def test_image_pool_capacity_detach_and_pass_through():
-    pool = ImagePool(size=3)
+def exchange(buffer: ReplayBuffer, images: torch.Tensor) -> torch.Tensor:
+    return buffer.exchange(image=images)["image"]
+
+
+def test_replay_exchange_capacity_detach_and_pass_through():
+    pool = ReplayBuffer(capacity=3)
     x = torch.randn(5, 1, 2, 2, requires_grad=True)
-    out = pool.query(x * 2)
+    out = exchange(pool, x * 2)
     assert len(pool) == 3 and out.shape == x.shape and not out.requires_grad
     torch.testing.assert_close(out[:3], (x * 2)[:3].detach())  # filling phase returns inputs
     for _ in range(20):
-        pool.query(torch.randn(4, 1, 2, 2))
+        exchange(pool, torch.randn(4, 1, 2, 2))
         assert len(pool) == 3
-    assert ImagePool(0).query(x).requires_grad is False
+    assert exchange(ReplayBuffer(0), x).requires_grad is False
 
 
-def test_image_pool_swaps_with_probability_one_half():
-    pool = ImagePool(size=10, seed=3)
-    pool.query(torch.full((10, 1), -1.0))  # fill with -1 markers
+def test_replay_exchange_swaps_with_probability_one_half():
+    pool = ReplayBuffer(capacity=10, seed=3)
+    exchange(pool, torch.full((10, 1), -1.0))  # fill with -1 markers
     swapped = 0
     draws = 4000
     for k in range(draws):
-        out = pool.query(torch.full((1, 1), float(k)))
+        out = exchange(pool, torch.full((1, 1), float(k)))
         swapped += int(out.item() != k)
     # Binomial(4000, 0.5): sd 31.6; 5 sd
     assert abs(swapped - draws / 2) < 5 * math.sqrt(draws / 4)
 
 
-def test_image_pool_state_round_trip():
-    pool = ImagePool(size=4, seed=1)
-    pool.query(torch.randn(6, 2))
-    copy = ImagePool(size=4)
+def test_replay_exchange_state_round_trip():
+    pool = ReplayBuffer(capacity=4, seed=1)
+    exchange(pool, torch.randn(6, 2))
+    copy = ReplayBuffer(capacity=4)
     copy.load_state_dict(pool.state_dict())
     x = torch.randn(8, 2)
-    torch.testing.assert_close(copy.query(x), pool.query(x))
+    torch.testing.assert_close(exchange(copy, x), exchange(pool, x))
+
+
+def test_replay_buffer_loads_an_image_pool_state_of_older_checkpoints():
+    images = torch.arange(6.0).reshape(3, 2)
+    generator = torch.Generator().manual_seed(7)
+    buffer = ReplayBuffer(capacity=1)
+    buffer.load_state_dict({"size": 4, "images": images, "generator": generator.get_state()})
+    assert len(buffer) == 3 and buffer.capacity == 4
+    torch.testing.assert_close(buffer.stored["image"][:3], images)
+    out = exchange(buffer, torch.full((1, 2), -1.0))  # fills the 4th slot
+    torch.testing.assert_close(out, torch.full((1, 2), -1.0))
+    assert len(buffer) == 4

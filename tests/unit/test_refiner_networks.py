@@ -8,6 +8,7 @@ from torch import nn
 
 from histo_gan.losses import (
     CrossEntropyDiceLoss,
+    ImportanceWeighting,
     importance_weights,
     real_probability,
     refiner_regularization,
@@ -123,20 +124,21 @@ def test_importance_weights_equal_the_hand_computation():
     clipped = [1.5, 2.0, 0.2, 9 / 14]
     mean = sum(clipped) / 4
     expected = torch.tensor([v / mean for v in clipped])
-    w = importance_weights(p, c=1.5, clip=(0.2, 2.0))
-    assert w.shape == (4,) and torch.allclose(w, expected, atol=1e-5)
-    assert torch.isclose(w.mean(), torch.tensor(1.0))
-    raw = importance_weights(p, c=1.5, clip=(0.2, 2.0), normalize=False)
-    assert torch.allclose(raw, torch.tensor(clipped), atol=1e-5)
+    raw = importance_weights(p, c=1.5, clip=(0.2, 2.0))
+    assert raw.shape == (4,) and torch.allclose(raw, torch.tensor(clipped), atol=1e-5)
+    weighting = ImportanceWeighting(c=1.5, clip=(0.2, 2.0))
+    assert torch.equal(weighting.for_export(p), raw)
+    w = weighting.for_segmenter(p, torch.ones(4), torch.ones(4))  # normalised to mean 1
+    assert torch.allclose(w, expected, atol=1e-5) and torch.isclose(w.mean(), torch.tensor(1.0))
     # A per-location map is averaged per sample first.
-    assert torch.allclose(importance_weights(torch.sigmoid(logits), c=1.5), w)
+    assert torch.allclose(importance_weights(torch.sigmoid(logits), c=1.5), raw)
 
 
 def test_importance_weights_are_finite_at_certainty():
-    w = importance_weights(torch.tensor([1.0, 0.0, 0.5]), clip=None, normalize=False)
+    w = importance_weights(torch.tensor([1.0, 0.0, 0.5]), clip=None)
     assert torch.isfinite(w).all() and w[0] > 1e5 and w[1] == 0 and w[2] == 1
     clipped = importance_weights(torch.tensor([1.0, 1.0]), clip=(0.2, 2.0))
-    assert torch.equal(clipped, torch.ones(2))
+    assert torch.equal(clipped, torch.full((2,), 2.0))
     with pytest.raises(ValueError, match="clip"):
         importance_weights(torch.tensor([0.5]), clip=(2.0, 0.2))
 
