@@ -16,7 +16,8 @@ __all__ = ["SampleGrid"]
 class SampleGrid(L.Callback):
     """Every ``every_n_epochs`` epochs, save a grid of ``pl_module.sample_images(batch)``.
 
-    The module returns ``{name: (B, 3, H, W) float in [0, 1]}``; each name becomes one row
+    The module returns ``{name: (B, 3, H, W) float in [0, 1]}`` (``sample_images`` of the
+    method contract, :class:`histo_gan.modules.template.Method`); each name becomes one row
     of the grid (``num_samples`` columns), in order. The grid is written atomically to
     ``<log_dir>/samples/epoch_XXXX.png`` and logged to TensorBoard or W&B when present.
 

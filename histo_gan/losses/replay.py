@@ -98,8 +98,12 @@ class ReplayBuffer:
 
     def state_dict(self) -> dict:
         stored = {k: v[: self.count].cpu() for k, v in self.stored.items()}
-        return {"capacity": self.capacity, "count": self.count, "stored": stored,
-                "generator": self.generator.get_state()}  # fmt: skip
+        return {
+            "capacity": self.capacity,
+            "count": self.count,
+            "stored": stored,
+            "generator": self.generator.get_state(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a :meth:`state_dict` (also an image pool's ``{size, images, generator}``
@@ -107,8 +111,12 @@ class ReplayBuffer:
         if "images" in state:
             images = state["images"]
             stored = {} if images is None else {"image": images}
-            state = {"capacity": state["size"], "count": 0 if images is None else len(images),
-                     "stored": stored, "generator": state["generator"]}  # fmt: skip
+            state = {
+                "capacity": state["size"],
+                "count": 0 if images is None else len(images),
+                "stored": stored,
+                "generator": state["generator"],
+            }
         self.capacity, self.count = int(state["capacity"]), int(state["count"])
         self.stored = {}
         for key, value in state["stored"].items():

@@ -92,10 +92,22 @@ from histo_gan.types import RefinerBatch, SynthesisPrediction, TrainBatch, to_si
 
 __all__ = ["HardExampleRefinerModule"]
 
-COMPONENTS = ["refiner", "discriminator", "segmentation_head", "weighting", "phases",
-              "refiner_init", "discriminator_init", "generator_optimizer",
-              "discriminator_optimizer", "segmenter_optimizer", "lr_schedule", "sliding_window",
-              "postprocess", "predictor"]  # fmt: skip
+COMPONENTS = [
+    "refiner",
+    "discriminator",
+    "segmentation_head",
+    "weighting",
+    "phases",
+    "refiner_init",
+    "discriminator_init",
+    "generator_optimizer",
+    "discriminator_optimizer",
+    "segmenter_optimizer",
+    "lr_schedule",
+    "sliding_window",
+    "postprocess",
+    "predictor",
+]
 
 
 class HardExampleRefinerModule(
@@ -190,8 +202,14 @@ class HardExampleRefinerModule(
                 step.loss, logs = self.generator_loss(refined, data, phase)
         self.phases.advance()
         logs = {f"train/{phase}/{k}": v.detach() for k, v in {"loss": step.loss, **logs}.items()}
-        self.log_dict({**logs, "train/phase_position": float(self.phases.position),
-                       "train/lr_factor": step.lr_factor}, batch_size=len(data.initial))  # fmt: skip
+        self.log_dict(
+            {
+                **logs,
+                "train/phase_position": float(self.phases.position),
+                "train/lr_factor": step.lr_factor,
+            },
+            batch_size=len(data.initial),
+        )
 
     @torch.no_grad()
     def refine_frozen(self, data: RefinerBatch) -> torch.Tensor:
@@ -240,11 +258,15 @@ class HardExampleRefinerModule(
                 fake_reference = torch.cat([fake_reference[:keep], past["reference"]])
             fake_weight = torch.cat([data.synthetic[:keep], torch.ones_like(data.synthetic[keep:])])
         chosen = data.synthetic.bool()
-        self.history.push(image=refined[chosen], label=data.label[chosen],
-                          reference=None if data.reference is None else data.reference[chosen])  # fmt: skip
+        self.history.push(
+            image=refined[chosen],
+            label=data.label[chosen],
+            reference=None if data.reference is None else data.reference[chosen],
+        )
         n_real = len(data.real)
-        references = None if fake_reference is None else torch.cat([data.real_reference,
-                                                                     fake_reference])  # fmt: skip
+        references = (
+            None if fake_reference is None else torch.cat([data.real_reference, fake_reference])
+        )
         logits = self.D(torch.cat([data.real, fake]), references)
         loss = refiner_discriminator_loss(logits[:n_real], logits[n_real:], fake_weight)
         with torch.no_grad():
@@ -269,8 +291,11 @@ class HardExampleRefinerModule(
         if not len(synthetic):
             return loss, {}
         self._log_histogram(synthetic)
-        return loss, {"weight_mean": synthetic.mean(), "weight_min": synthetic.min(),
-                      "weight_max": synthetic.max()}  # fmt: skip
+        return loss, {
+            "weight_mean": synthetic.mean(),
+            "weight_min": synthetic.min(),
+            "weight_max": synthetic.max(),
+        }
 
     @torch.no_grad()
     def real_probability(self, refined: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -321,8 +346,12 @@ class HardExampleRefinerModule(
         weight = torch.ones(len(refined), device=refined.device)
         if self.weighting is not None:
             weight = self.weighting.for_export(self.real_probability(refined, reference))
-        return {"image": to_unit(refined), "label": batch["label"],
-                "image_id": list(batch["image_id"]), "weight": weight}  # fmt: skip
+        return {
+            "image": to_unit(refined),
+            "label": batch["label"],
+            "image_id": list(batch["image_id"]),
+            "weight": weight,
+        }
 
     @torch.no_grad()
     def sample_images(self, batch: TrainBatch) -> dict[str, torch.Tensor]:
@@ -333,5 +362,9 @@ class HardExampleRefinerModule(
         boundary = instance_boundaries(batch["label"].long(), 1)[:, None]
         green = torch.tensor([0.0, 1.0, 0.0], device=refined.device)[None, :, None, None]
         outline = torch.where(boundary, green.expand_as(refined), refined)
-        return {"initial": batch["image"], "refined": refined, "reference": to_unit(reference),
-                "mask outline": outline}  # fmt: skip
+        return {
+            "initial": batch["image"],
+            "refined": refined,
+            "reference": to_unit(reference),
+            "mask outline": outline,
+        }

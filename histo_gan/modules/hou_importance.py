@@ -58,5 +58,11 @@ class ImportanceSamplingRefinerModule(HardExampleRefinerModule):
         weighting: ImportanceWeighting | None = IMPORTANCE,
         **kwargs,
     ) -> None:
-        super().__init__(beta=beta, gamma=gamma, lambda_l1=lambda_l1, lambda_l2=lambda_l2,
-                         weighting=weighting, **kwargs)  # fmt: skip
+        super().__init__(
+            beta=beta,
+            gamma=gamma,
+            lambda_l1=lambda_l1,
+            lambda_l2=lambda_l2,
+            weighting=weighting,
+            **kwargs,
+        )

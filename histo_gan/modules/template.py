@@ -60,8 +60,16 @@ from histo_gan.types import SynthesisPrediction, TrainBatch, to_signed, to_unit
 
 __all__ = ["Method", "TemplateModule"]
 
-COMPONENTS = ["generator", "discriminator", "adversarial_loss", "weight_init",
-              "generator_optimizer", "discriminator_optimizer", "lr_schedule", "predictor"]
+COMPONENTS = [
+    "generator",
+    "discriminator",
+    "adversarial_loss",
+    "weight_init",
+    "generator_optimizer",
+    "discriminator_optimizer",
+    "lr_schedule",
+    "predictor",
+]
 
 
 class Method(Protocol):
@@ -140,9 +148,13 @@ class TemplateModule(SynthesizerEvaluation, NamedUpdates, L.LightningModule):
                 self.D(real, mask), self.D(fake.detach(), mask)
             )
         self.log_dict(
-            {"train/loss_generator": g.loss.detach(), "train/loss_adversarial": adversarial.detach(),
-             "train/loss_l1": l1.detach(), "train/loss_discriminator": d.loss.detach(),
-             "train/lr_factor": g.lr_factor},
+            {
+                "train/loss_generator": g.loss.detach(),
+                "train/loss_adversarial": adversarial.detach(),
+                "train/loss_l1": l1.detach(),
+                "train/loss_discriminator": d.loss.detach(),
+                "train/lr_factor": g.lr_factor,
+            },
             batch_size=len(real),
         )
 
@@ -156,5 +168,8 @@ class TemplateModule(SynthesizerEvaluation, NamedUpdates, L.LightningModule):
     def sample_images(self, batch: TrainBatch) -> dict[str, torch.Tensor]:
         """Rows of the sample grid: mask, G(mask), the real image of that mask."""
         mask = self.encoding.encode(batch["label"])
-        return {"mask": self.encoding.to_rgb(mask), "G(mask)": to_unit(self.G(mask)),
-                "real": batch["image"]}
+        return {
+            "mask": self.encoding.to_rgb(mask),
+            "G(mask)": to_unit(self.G(mask)),
+            "real": batch["image"],
+        }
