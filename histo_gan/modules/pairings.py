@@ -33,8 +33,6 @@ class Pairing:
     """Interface: ``inputs``/``targets`` of a batch, pictures for sample grids, and
     ``prediction`` (generator output -> what ``predict`` exports). Channels are 3 both ways."""
 
-    channels = 3
-
     def inputs(self, batch: Mapping) -> torch.Tensor:
         raise NotImplementedError
 
