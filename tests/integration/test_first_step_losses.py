@@ -57,6 +57,7 @@ CASES = {
     "daffgan_stage2_tiny/all_stages": (["conf/experiment/pix2pixhd_stage2_tiny.yaml", DAFF],
                                        ALL_STAGES, 5),
     "template_tiny": (["conf/experiment/template_tiny.yaml"], [], 5),
+    "diffusion_tiny": (["conf/experiment/diffusion_tiny.yaml"], [], 5),
     "model/baseline_unet_tiny": ([*SAMPLE, "conf/model/baseline_unet_tiny.yaml"], [], 5),
     "model/cgan_segmenter_tiny": ([*SAMPLE, "conf/model/cgan_segmenter_tiny.yaml"], [], 5),
     "model/cyclegan_tiny": ([*SAMPLE, "conf/model/cyclegan_tiny.yaml"], [], 5),
