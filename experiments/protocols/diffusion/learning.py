@@ -191,8 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     print("real vs real:", result["reference_real_train_vs_heldout"], flush=True)
     module = build_module(args.config)
     generated = None
-    cache = args.out / "cache"  # one checkpoint's samples and row, reused by a later run
-    cache.mkdir(exist_ok=True)
+    cache = args.runs / "learning_cache"  # one checkpoint's samples and row, for a later run
+    cache.mkdir(parents=True, exist_ok=True)
     for checkpoint in args.snapshots:
         done = cache / f"{checkpoint.stem}_{len(masks)}.npz"
         if done.is_file():
