@@ -5,7 +5,8 @@
 
 A *run folder* is any folder holding ``test_metrics.json`` and ``test_metrics_per_image.csv``
 (what ``histo-gan test`` writes), normally with the run's ``config.yaml`` and ``split.json``.
-Folders are searched recursively below every path given.
+Folders are searched recursively below every path given; a folder with ``test_metrics.json``
+but no per-image rows yet is an unfinished run and is left out (and named on the console).
 
 **Arms.** Every run belongs to an arm ``(model, data, budget)`` and has a ``seed``, read from
 its files unless the protocol overrides them:
@@ -30,6 +31,11 @@ their test images must not overlap.
     bootstrap: {n: 2000, seed: 0, level: 0.95}
     arms:                            # overrides: runs matching a glob get these fields
       - {runs: [runs/loo_*], data: real-loo, budget: loo}
+    plateau: ../learning_curve/budget.json   # see "Training budget"
+    expected:                        # see "Expected runs"
+      - {data: real+hou, budget: 4, seeds: [0, 1],
+         command: "bash experiments/protocols/fit_test.sh ... --seed_everything {seed}"}
+      - {sweep: ../../sweeps/label_budget_cpu.yaml, runs: runs}
 
 **Reference.** The reference of an arm is the arm with the reference's fields replaced and
 all other fields kept: ``{data: real}`` compares ``Segmenter | real+hou | 4`` with
@@ -37,14 +43,57 @@ all other fields kept: ``{data: real}`` compares ``Segmenter | real+hou | 4`` wi
 
 **Numbers.** For each arm and metric: the mean over seeds of the per-image mean of each seed
 (the papers' per-image average) and the spread, the sample standard deviation over seeds
-(empty with one seed). The paired difference against the reference: per image, the metric
-averaged over the arm's seeds minus the same for the reference, averaged over the images
-both were tested on; its confidence interval is the percentile bootstrap over those images
-(``n`` resamples from ``numpy.random.default_rng(seed)``, restarted for every comparison).
+(empty with one seed); ``<metric>_low`` / ``<metric>_high`` in ``table.csv`` are the
+percentile-bootstrap interval of that mean over the test images (each image's value averaged
+over the seeds first, so the interval is about which images were tested, not about the
+training seeds, whose spread is the sd). The paired difference against the reference: per
+image, the metric averaged over the arm's seeds minus the same for the reference, averaged
+over the images both were tested on; its confidence interval is the percentile bootstrap over
+those images. Every bootstrap draws ``n`` resamples from ``numpy.random.default_rng(seed)``,
+restarted for every interval.
+
+**Training budget.** Every row states how long its segmenter trained, from each run's
+``config.yaml``: ``trainer.max_steps`` when positive, else ``trainer.max_epochs *
+data.patches_per_epoch // data.batch_size`` steps, of ``data.batch_size`` patches (runs of one
+arm that differ are joined with ``/``). With a ``plateau`` file (the ``budget.json`` of
+``experiments/protocols/learning_curve/collect.py``: ``budget``, ``flattened``, ``network``,
+``patch_size``, ``batch_size``, ...), the ``plateau`` column says for each row:
+
+- ``at plateau``: same network, patch size and batch as the curve, at least ``budget`` steps,
+  and the curve flattened;
+- ``below plateau``: same network, patch size and batch, fewer than ``budget`` steps (a
+  budget-bound row: it measures how fast the segmenter starts to learn, not what the data is
+  worth);
+- ``unknown (...)``: no plateau file, another network, patch size or batch than the curve's
+  (the reason in brackets), or a curve that has not flattened yet.
+
+An arm is below plateau when any of its runs is, at plateau when all are. The network of a
+run is ``SmpUnet <encoder_name> depth <encoder_depth>`` for the U-Net, else the class name of
+``model.init_args.network`` (or of the model). ``fit min`` is the mean over the arm's runs of
+the fit's wall time, from the ``trial.json`` that ``collect_results.py`` writes beside a run's
+summaries (``fit_seconds``: a sweep trial's wall time over all its attempts minus its test);
+empty where no run carries it.
+
+**Expected runs.** ``expected`` lists what the protocol needs; the report is built from the
+finished runs alone and writes ``missing.md`` (also printed) with every expected run that is
+not there and the command that finishes it. Two kinds of entry:
+
+- arm fields (any of ``model``, ``data``, ``budget``; an absent field matches any) with
+  ``seeds`` and a ``command``: present when a run of a matching arm has that seed;
+  ``{seed}``, ``{model}``, ``{data}`` and ``{budget}`` in the command are filled in;
+- ``sweep`` (a sweep YAML) and ``runs`` (the folder its trials are collected into): every
+  trial of the sweep is expected in ``runs/<label>`` (the folder name ``collect_results.py``
+  gives it, :func:`histo_gan.sweep.trial_label`); the command runs the sweep (finished trials
+  are skipped) and collects it, unless the entry gives its own ``command``.
+
+With ``expected`` set, ``table.md`` ends with the count of missing runs, and a protocol with
+no finished run yet writes empty tables and ``missing.md``.
 
 **Outputs** in ``out``: ``table.md``, ``table.csv`` (one row per arm), ``per_organ.csv``,
-``runs.csv`` (which folder went where), ``budget_<metric>.png`` (metric vs label budget, one
-line per model and data) and ``organs_<metric>.png`` (per-organ means of each arm).
+``runs.csv`` (which folder went where), ``missing.md`` (with ``expected``),
+``budget_<metric>.png`` (metric against labeled images, one line per model and data source,
+shaded: the 95% bootstrap interval over test images described above; synthetic-only arms as
+horizontal dashed lines) and ``organs_<metric>.png`` (per-organ means of each arm).
 """
 
 from __future__ import annotations
@@ -64,10 +113,24 @@ import yaml
 
 from histo_gan.files import write_text_atomic
 
-__all__ = ["Arm", "Run", "build_table", "find_runs", "load_run", "main", "write_report"]
+__all__ = [
+    "Arm",
+    "Run",
+    "Training",
+    "build_table",
+    "find_runs",
+    "load_run",
+    "main",
+    "missing_runs",
+    "plateau_status",
+    "training_of",
+    "write_report",
+]
 
 DEFAULT_METRICS = ("aji", "dice", "pq", "f1", "hausdorff")
 ARM_FIELDS = ("model", "data", "budget")
+RUN_FILES = ("test_metrics.json", "test_metrics_per_image.csv")
+AT_PLATEAU, BELOW_PLATEAU, UNKNOWN = "at plateau", "below plateau", "unknown"
 
 
 @dataclass(frozen=True, order=True)
@@ -90,18 +153,36 @@ class Arm:
         return f"{self.model} | {self.data} | {self.budget}"
 
 
+@dataclass(frozen=True)
+class Training:
+    """How long and at what size a run's segmenter trained (``None``: not in its config)."""
+
+    steps: int | None
+    batch_size: int | None
+    patch_size: int | None
+    network: str
+
+
 @dataclass
 class Run:
-    """A finished test run: its arm, seed and per-image rows (``image_id``, ``organ``, metrics)."""
+    """A finished test run: its arm, seed and per-image rows (``image_id``, ``organ``, metrics),
+    its training budget and, when recorded, the fit's wall time in seconds."""
 
     path: Path
     arm: Arm
     seed: int
     rows: list[dict] = field(repr=False)
+    training: Training = Training(None, None, None, "unknown")
+    fit_seconds: float | None = None
+
+
+def is_finished(path: Path) -> bool:
+    """Whether ``path`` holds a finished test run (its summary and its per-image rows)."""
+    return all((path / name).is_file() for name in RUN_FILES)
 
 
 def find_runs(paths: list[Path]) -> list[Path]:
-    """Run folders (holding ``test_metrics.json``) at or below each path, sorted, unique."""
+    """Finished run folders at or below each path, sorted, unique (see :func:`is_finished`)."""
     found: set[Path] = set()
     for path in paths:
         if (path / "test_metrics.json").is_file():
@@ -110,7 +191,10 @@ def find_runs(paths: list[Path]) -> list[Path]:
             found.update(p.parent for p in path.rglob("test_metrics.json"))
         else:
             raise ValueError(f"{path}: not a folder")
-    return sorted(found)
+    unfinished = sorted(p for p in found if not is_finished(p))
+    for path in unfinished:
+        print(f"report: {path} is not finished (no test_metrics_per_image.csv): left out")
+    return sorted(found - set(unfinished))
 
 
 def _read_yaml(path: Path) -> dict:
@@ -147,6 +231,33 @@ def infer_arm(config: dict, split: dict) -> tuple[dict, int | None]:
     return {"model": model, "data": data, "budget": budget}, seed
 
 
+def network_name(config: dict) -> str:
+    """``SmpUnet resnet18 depth 4`` for the U-Net, else the network's (or model's) class name."""
+    model = config.get("model") or {}
+    network = (model.get("init_args") or {}).get("network")
+    if not isinstance(network, dict):
+        return str(model.get("class_path", "unknown")).rsplit(".", 1)[-1]
+    name = str(network.get("class_path", "unknown")).rsplit(".", 1)[-1]
+    if name != "SmpUnet":
+        return name
+    args = network.get("init_args") or {}
+    return f"SmpUnet {args.get('encoder_name', 'resnet34')} depth {args.get('encoder_depth', 5)}"
+
+
+def training_of(config: dict) -> Training:
+    """Training steps (``max_steps`` when > 0, else ``max_epochs * patches_per_epoch //
+    batch_size``), batch, patch size and network of a run's ``config.yaml`` contents."""
+    trainer, data = config.get("trainer") or {}, config.get("data") or {}
+    batch, patches = data.get("batch_size"), data.get("patches_per_epoch")
+    max_steps, max_epochs = trainer.get("max_steps"), trainer.get("max_epochs")
+    steps = None
+    if isinstance(max_steps, int) and max_steps > 0:
+        steps = max_steps
+    elif isinstance(max_epochs, int) and max_epochs > 0 and patches and batch:
+        steps = max_epochs * int(patches) // int(batch)
+    return Training(steps, batch, data.get("patch_size"), network_name(config))
+
+
 def _read_rows(path: Path) -> list[dict]:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
@@ -162,6 +273,15 @@ def _read_rows(path: Path) -> list[dict]:
     return parsed
 
 
+def _fit_seconds(path: Path) -> float | None:
+    """``fit_seconds`` of the run's ``trial.json`` (written by collect_results.py), if any."""
+    trial = path / "trial.json"
+    if not trial.is_file():
+        return None
+    seconds = json.loads(trial.read_text()).get("fit_seconds")
+    return float(seconds) if seconds is not None else None
+
+
 def load_run(path: Path, overrides: dict | None = None) -> Run:
     """Read one run folder; ``overrides`` replaces inferred arm fields and the seed."""
     config = _read_yaml(path / "config.yaml")
@@ -175,7 +295,8 @@ def load_run(path: Path, overrides: dict | None = None) -> Run:
         raise ValueError(
             f"{path}: no seed (seed_everything) in config.yaml; set one in the protocol"
         )
-    return Run(path, Arm(**fields), int(seed), _read_rows(path / "test_metrics_per_image.csv"))
+    rows = _read_rows(path / "test_metrics_per_image.csv")
+    return Run(path, Arm(**fields), int(seed), rows, training_of(config), _fit_seconds(path))
 
 
 def _overrides_for(path: Path, rules: list[dict], base: Path) -> dict:
@@ -187,6 +308,66 @@ def _overrides_for(path: Path, rules: list[dict], base: Path) -> dict:
         if any(fnmatch(relative, p) or fnmatch(relative, f"{p}/*") for p in patterns):
             merged.update({k: v for k, v in rule.items() if k != "runs"})
     return merged
+
+
+# --- training budget against the learning-curve plateau --------------------------------------
+
+
+def load_plateau(path: Path) -> dict:
+    """A learning curve's ``budget.json``; it must name its budget, network, patch and batch."""
+    if not path.is_file():
+        raise ValueError(f"{path}: plateau file does not exist")
+    plateau = json.loads(path.read_text())
+    needed = ("budget", "flattened", "network", "patch_size", "batch_size")
+    absent = [key for key in needed if key not in plateau]
+    if absent:
+        raise ValueError(f"{path}: plateau file lacks {absent}")
+    return plateau
+
+
+def plateau_status(training: Training, plateau: dict | None) -> str:
+    """``at plateau``, ``below plateau`` or ``unknown (reason)`` (see the module docstring)."""
+    if plateau is None:
+        return UNKNOWN
+    if training.steps is None:
+        return f"{UNKNOWN} (no step budget in config.yaml)"
+    for name, ours, theirs in (
+        ("network", training.network, plateau["network"]),
+        ("patch", training.patch_size, plateau["patch_size"]),
+        ("batch", training.batch_size, plateau["batch_size"]),
+    ):
+        if ours != theirs:
+            return f"{UNKNOWN} ({name} {ours}, curve {theirs})"
+    if training.steps < plateau["budget"]:
+        return BELOW_PLATEAU
+    if not plateau["flattened"]:
+        return f"{UNKNOWN} (curve not flattened)"
+    return AT_PLATEAU
+
+
+def _arm_status(statuses: list[str]) -> str:
+    """Below plateau when any run is, at plateau when all are, else the first unknown."""
+    if BELOW_PLATEAU in statuses:
+        return BELOW_PLATEAU
+    if all(s == AT_PLATEAU for s in statuses):
+        return AT_PLATEAU
+    return next(s for s in statuses if s != AT_PLATEAU)
+
+
+def _joined(values) -> str:
+    """Distinct known values, ascending, joined with ``/`` (``""`` when none is known)."""
+    return "/".join(str(v) for v in sorted({v for v in values if v is not None}))
+
+
+def training_columns(runs: list[Run], plateau: dict | None) -> dict:
+    """The training columns of one arm's row: steps, batch, plateau status, fit minutes."""
+    seconds = [r.fit_seconds for r in runs if r.fit_seconds is not None]
+    return {
+        "train_steps": _joined(r.training.steps for r in runs),
+        "batch_size": _joined(r.training.batch_size for r in runs),
+        "plateau": _arm_status([plateau_status(r.training, plateau) for r in runs]),
+        "fit_minutes": float(np.mean(seconds)) / 60 if seconds else math.nan,
+    }
 
 
 # --- numbers ----------------------------------------------------------------------------
@@ -216,6 +397,13 @@ def _image_means(seeds: dict[int, dict[str, dict]], metric: str) -> dict[str, fl
     return {i: float(np.mean([seeds[s][i][metric] for s in seeds])) for i in images}
 
 
+def bootstrap_mean(values: np.ndarray, n: int, seed: int, level: float) -> tuple[float, float]:
+    """Percentile-bootstrap interval ``(low, high)`` of the mean of ``values``."""
+    resampled = values[np.random.default_rng(seed).integers(0, len(values), size=(n, len(values)))]
+    low, high = np.quantile(resampled.mean(1), [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(low), float(high)
+
+
 def paired_difference(
     arm: dict[str, float], reference: dict[str, float], n: int, seed: int, level: float
 ) -> tuple[float, float, float, int]:
@@ -230,9 +418,7 @@ def paired_difference(
     if not shared:
         return math.nan, math.nan, math.nan, 0
     d = np.array([arm[i] - reference[i] for i in shared])
-    resampled = d[np.random.default_rng(seed).integers(0, len(d), size=(n, len(d)))].mean(1)
-    low, high = np.quantile(resampled, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return float(d.mean()), float(low), float(high), len(shared)
+    return (float(d.mean()), *bootstrap_mean(d, n, seed, level), len(shared))
 
 
 def build_table(
@@ -242,8 +428,12 @@ def build_table(
     n_bootstrap: int = 2000,
     bootstrap_seed: int = 0,
     level: float = 0.95,
+    plateau: dict | None = None,
 ) -> tuple[list[dict], list[dict]]:
-    """One row per arm (see the module docstring) and per-organ rows ``(arm, organ, metrics)``."""
+    """One row per arm (see the module docstring) and per-organ rows ``(arm, organ, metrics)``.
+
+    ``plateau``: a learning curve's ``budget.json`` contents (:func:`load_plateau`), or None.
+    """
     by_arm: dict[Arm, list[Run]] = {}
     for run in runs:
         by_arm.setdefault(run.arm, []).append(run)
@@ -259,6 +449,7 @@ def build_table(
         ref = arm.replace(**reference)
         row: dict = {**arm.__dict__, "seeds": len(seeds[arm]),
                      "images": len(next(iter(seeds[arm].values()))),
+                     **training_columns(by_arm[arm], plateau),
                      "reference": "" if ref not in seeds else ("self" if ref == arm else str(ref))}  # fmt: skip
         for metric in metrics:
             per_seed = [
@@ -267,6 +458,10 @@ def build_table(
             row[f"{metric}_mean"] = float(np.mean(per_seed))
             row[f"{metric}_spread"] = (
                 float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else math.nan
+            )
+            per_image = np.array(list(_image_means(seeds[arm], metric).values()))
+            row[f"{metric}_low"], row[f"{metric}_high"] = bootstrap_mean(
+                per_image, n_bootstrap, bootstrap_seed, level
             )
             difference = (math.nan, math.nan, math.nan, 0)
             if ref in seeds and ref != arm:
@@ -290,6 +485,93 @@ def build_table(
     return rows, organ_rows
 
 
+# --- expected runs ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Missing:
+    """What one ``expected`` entry still lacks: the missing seeds or trial labels, of how many
+    expected, and the command that finishes each (one per item, or one for all)."""
+
+    what: str
+    items: tuple[str, ...]
+    expected: int
+    commands: tuple[str, ...]
+
+
+def _repo_relative(path: Path) -> str:
+    """``path`` relative to the repository above it (the folder with ``pyproject.toml``)."""
+    resolved = path.resolve()
+    for parent in resolved.parents:
+        if (parent / "pyproject.toml").is_file():
+            return resolved.relative_to(parent).as_posix()
+    return path.as_posix()
+
+
+def _fill(command: str, fields: dict) -> str:
+    """``command`` with ``{seed}``, ``{model}``, ``{data}`` and ``{budget}`` filled in."""
+    for key, value in fields.items():
+        command = command.replace(f"{{{key}}}", str(value))
+    return command
+
+
+def _missing_seeds(entry: dict, runs: list[Run]) -> Missing:
+    """An arm entry: the seeds that no run of a matching arm has."""
+    fields = {k: str(entry[k]) for k in ARM_FIELDS if k in entry}
+    if "seeds" not in entry or "command" not in entry:
+        raise ValueError(f"expected entry {entry}: an arm entry needs 'seeds' and 'command'")
+    present = {r.seed for r in runs if all(getattr(r.arm, k) == v for k, v in fields.items())}
+    missing = [int(s) for s in entry["seeds"] if int(s) not in present]
+    what = ", ".join(f"{k}={v}" for k, v in fields.items()) or "every arm"
+    commands = [_fill(entry["command"], {**fields, "seed": s}) for s in missing]
+    return Missing(what, tuple(f"seed {s}" for s in missing), len(entry["seeds"]),
+                   tuple(dict.fromkeys(commands)))  # fmt: skip
+
+
+def _missing_trials(entry: dict, base: Path) -> Missing:
+    """A sweep entry: the sweep's trials without a finished run in ``runs/<label>``."""
+    from histo_gan.sweep import expand_trials, load_sweep, trial_label
+
+    if "runs" not in entry:
+        raise ValueError(f"expected entry {entry}: a sweep entry needs 'runs' (its folder)")
+    sweep, folder = base / entry["sweep"], base / entry["runs"]
+    labels = [trial_label(t) for t in expand_trials(load_sweep(sweep), entry.get("count"),
+                                                    entry.get("seed", 0))]  # fmt: skip
+    missing = [label for label in labels if not is_finished(folder / label)]
+    command = entry.get("command") or (
+        f"histo-gan sweep {_repo_relative(sweep)} --parallel 2 && "
+        f"python experiments/protocols/collect_results.py {_repo_relative(folder)} "
+        f"--sweep runs/sweeps/{sweep.stem}"
+    )
+    what = f"sweep {_repo_relative(sweep)} into {_repo_relative(folder)}"
+    return Missing(what, tuple(missing), len(labels), (command,) if missing else ())
+
+
+def missing_runs(expected: list[dict], runs: list[Run], base: Path) -> list[Missing]:
+    """What each protocol ``expected`` entry lacks (see the module docstring)."""
+    return [
+        _missing_trials(entry, base) if "sweep" in entry else _missing_seeds(entry, runs)
+        for entry in expected
+    ]
+
+
+def missing_markdown(missing: list[Missing]) -> str:
+    """``missing.md``: the count, then per entry the missing items and their commands."""
+    total = sum(m.expected for m in missing)
+    absent = sum(len(m.items) for m in missing)
+    if not absent:
+        return f"All {total} expected runs are finished.\n"
+    lines = [f"{absent} of {total} expected runs are missing; the tables hold the finished "
+             "runs only. Each command below finishes what its entry lacks.", ""]  # fmt: skip
+    for entry in missing:
+        if not entry.items:
+            continue
+        lines += [f"## {entry.what}: {len(entry.items)} of {entry.expected} missing", "",
+                  ", ".join(entry.items), ""]  # fmt: skip
+        lines += [f"    {command}" for command in entry.commands] + [""]
+    return "\n".join(lines)
+
+
 # --- output -----------------------------------------------------------------------------
 
 
@@ -309,23 +591,42 @@ def _csv_text(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def markdown_table(rows: list[dict], metrics: list[str], reference: dict, bootstrap: dict) -> str:
-    """The main table: ``mean ± spread`` and ``difference [low, high]`` per metric."""
+def plateau_sentence(plateau: dict | None) -> str:
+    """The table's note on the learning-curve plateau the ``plateau`` column is read against."""
+    if plateau is None:
+        return "Plateau: unknown (the protocol names no learning-curve budget.json)."
+    state = "flattened" if plateau["flattened"] else "not flattened yet"
+    return (
+        f"Plateau: {plateau['budget']} steps x {plateau['batch_size']} patches of "
+        f"{plateau['patch_size']} px for {plateau['network']} (learning curve {state}); "
+        "rows below it are budget-bound."
+    )
+
+
+def markdown_table(
+    rows: list[dict], metrics: list[str], reference: dict, bootstrap: dict,
+    plateau: dict | None = None,
+) -> str:  # fmt: skip
+    """The main table: budget, plateau, ``mean ± spread`` and ``difference [low, high]``."""
     rule = ", ".join(f"{k}={v}" for k, v in reference.items())
-    header = ["model", "data", "budget", "seeds", "images"]
+    header = ["model", "data", "budget", "seeds", "images", "steps x batch", "plateau", "fit min"]
     for metric in metrics:
         header += [metric, f"Δ{metric} [{bootstrap['level']:.0%} CI]"]
     lines = [
         f"Reference of each arm: the same arm with {rule}. Values: mean ± sample standard "
         "deviation over seeds of the per-image mean. Δ: per-image paired difference to the "
         f"reference (averaged over seeds), percentile bootstrap over images "
-        f"(n={bootstrap['n']}, seed={bootstrap['seed']}).",
+        f"(n={bootstrap['n']}, seed={bootstrap['seed']}). Steps x batch: the segmenter's "
+        f"training budget. {plateau_sentence(plateau)}",
         "",
         "| " + " | ".join(header) + " |",
-        "|" + "---|" * 3 + "---:|" * (len(header) - 3),
+        "|" + "---|" * 3 + "---:|" * 3 + "---|" + "---:|" * (len(header) - 7),
     ]
     for row in rows:
-        cells = [row["model"], row["data"], row["budget"], str(row["seeds"]), str(row["images"])]
+        steps = f"{row['train_steps']} x {row['batch_size']}" if row["train_steps"] else ""
+        minutes = "" if math.isnan(row["fit_minutes"]) else f"{row['fit_minutes']:.1f}"
+        cells = [row["model"], row["data"], row["budget"], str(row["seeds"]), str(row["images"]),
+                 steps, row["plateau"], minutes]  # fmt: skip
         for metric in metrics:
             spread = _fmt(row[f"{metric}_spread"])
             cells.append(_fmt(row[f"{metric}_mean"]) + (f" ± {spread}" if spread else ""))
@@ -342,31 +643,58 @@ def markdown_table(rows: list[dict], metrics: list[str], reference: dict, bootst
     return "\n".join(lines) + "\n"
 
 
-def plot_budgets(rows: list[dict], metric: str, path: Path) -> bool:
-    """Metric vs label budget, one line per (model, data); False when no budget is numeric."""
+def _budget_lines(rows: list[dict]) -> tuple[dict[str, list[dict]], dict[str, dict]]:
+    """Rows by data source: ``(label -> rows at labeled budgets, label -> synthetic-only row)``."""
+    models = {row["model"] for row in rows}
+    lines: dict[str, list[dict]] = {}
+    flat: dict[str, dict] = {}
+    for row in rows:
+        label = row["data"] if len(models) == 1 else f"{row['model']} | {row['data']}"
+        if row["budget"].isdigit() and int(row["budget"]) > 0:
+            lines.setdefault(label, []).append(row)
+        elif row["budget"] == "0":
+            flat[label] = row
+    return lines, flat
+
+
+def plot_budgets(rows: list[dict], metric: str, path: Path, level: float = 0.95) -> bool:
+    """Metric against labeled images, one line per data source (and model, when the rows hold
+    more than one), shaded and with error bars: the bootstrap interval over test images of each
+    arm's mean (``<metric>_low`` / ``_high``); the lines are shifted a little sideways so that
+    their bars do not hide each other. Synthetic-only arms (budget 0): horizontal dashed
+    lines. False (and no file) when no budget is numeric and positive."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    lines: dict[str, list[dict]] = {}
-    for row in rows:
-        if row["budget"].isdigit() and int(row["budget"]) > 0:
-            lines.setdefault(f"{row['model']} | {row['data']}", []).append(row)
+    lines, flat = _budget_lines(rows)
     if not lines:
         return False
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, points in lines.items():
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    colors = plt.get_cmap("tab10" if len(lines) + len(flat) <= 10 else "tab20").colors
+    budgets = sorted({int(r["budget"]) for points in lines.values() for r in points})
+    for k, (label, points) in enumerate(lines.items()):
         points = sorted(points, key=lambda r: int(r["budget"]))
-        spread = [
-            0.0 if math.isnan(r[f"{metric}_spread"]) else r[f"{metric}_spread"] for r in points
-        ]
-        ax.errorbar([int(r["budget"]) for r in points], [r[f"{metric}_mean"] for r in points],
-                    yerr=spread, marker="o", capsize=3, label=label)  # fmt: skip
+        shift = 2 ** (0.025 * (k - (len(lines) - 1) / 2))  # side by side, not on top
+        x = [int(r["budget"]) * shift for r in points]
+        mean = [r[f"{metric}_mean"] for r in points]
+        low = [r[f"{metric}_low"] for r in points]
+        high = [r[f"{metric}_high"] for r in points]
+        color = colors[k % len(colors)]
+        ax.plot(x, mean, marker="o", color=color, label=label)
+        ax.fill_between(x, low, high, color=color, alpha=0.15, linewidth=0)
+        ax.errorbar(x, mean, yerr=[np.subtract(mean, low), np.subtract(high, mean)],
+                    color=color, ls="none", capsize=2, lw=0.8)  # fmt: skip
+    for k, (label, row) in enumerate(flat.items(), start=len(lines)):
+        ax.axhline(row[f"{metric}_mean"], ls="--", lw=1, color=colors[k % len(colors)],
+                   label=f"{label} (synthetic only)")  # fmt: skip
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("labelled training images")
-    ax.set_ylabel(f"test {metric} (mean ± sd over seeds)")
-    ax.legend(fontsize=7)
+    ax.set_xticks(budgets, [str(b) for b in budgets])
+    ax.minorticks_off()
+    ax.set_xlabel("labeled training images")
+    ax.set_ylabel(f"test {metric}: mean, {level:.0%} bootstrap CI over images")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -405,12 +733,23 @@ def write_report(
     bootstrap: dict,
     base: Path,
     plots: bool = True,
+    plateau: dict | None = None,
+    missing: list[Missing] | None = None,
 ) -> tuple[list[dict], str]:
-    """Write every output file into ``out``; returns the table rows and the markdown."""
+    """Write every output file into ``out``; returns the table rows and the markdown.
+
+    ``missing`` (from :func:`missing_runs`): written to ``missing.md`` and counted at the end
+    of ``table.md``; None when the protocol expects nothing.
+    """
     rows, organ_rows = build_table(
-        runs, metrics, reference, bootstrap["n"], bootstrap["seed"], bootstrap["level"]
+        runs, metrics, reference, bootstrap["n"], bootstrap["seed"], bootstrap["level"], plateau
     )
-    markdown = markdown_table(rows, metrics, reference, bootstrap)
+    markdown = markdown_table(rows, metrics, reference, bootstrap, plateau)
+    if missing is not None:
+        absent = sum(len(m.items) for m in missing)
+        markdown += f"\n{absent} of {sum(m.expected for m in missing)} expected runs missing"
+        markdown += " (see missing.md).\n" if absent else ".\n"
+        write_text_atomic(out / "missing.md", missing_markdown(missing))
     write_text_atomic(out / "table.md", markdown)
     write_text_atomic(out / "table.csv", _csv_text(rows))
     write_text_atomic(out / "per_organ.csv", _csv_text(organ_rows))
@@ -420,7 +759,7 @@ def write_report(
     write_text_atomic(out / "runs.csv", _csv_text(run_rows))
     if plots:
         for metric in metrics:
-            plot_budgets(rows, metric, out / f"budget_{metric}.png")
+            plot_budgets(rows, metric, out / f"budget_{metric}.png", bootstrap["level"])
             plot_organs(organ_rows, metric, out / f"organs_{metric}.png")
     return rows, markdown
 
@@ -453,10 +792,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.protocol and not args.protocol.is_file():
         raise ValueError(f"{args.protocol}: protocol file does not exist")
     base = args.protocol.parent if args.protocol else Path(".")
+    expected = protocol.get("expected")
     paths = list(args.runs) or [
         p for pattern in protocol.get("runs", []) for p in sorted(base.glob(pattern))
     ]
-    if not paths:
+    if not paths and expected is None:
         raise ValueError("no run folders given (arguments or the protocol's 'runs')")
     out = args.out or (base / protocol["out"] if "out" in protocol else None)
     if out is None:
@@ -472,12 +812,17 @@ def main(argv: list[str] | None = None) -> int:
         bootstrap["n"] = args.n_bootstrap
     if args.seed is not None:
         bootstrap["seed"] = args.seed
+    plateau = load_plateau(base / protocol["plateau"]) if protocol.get("plateau") else None
 
     rules = protocol.get("arms", [])
     runs = [load_run(p, _overrides_for(p, rules, base)) for p in find_runs(paths)]
-    if not runs:
+    if not runs and expected is None:
         raise ValueError(f"no run folders with test_metrics.json under {[str(p) for p in paths]}")
-    _, markdown = write_report(runs, out, metrics, reference, bootstrap, base, not args.no_plots)
+    missing = missing_runs(expected, runs, base) if expected is not None else None
+    _, markdown = write_report(runs, out, metrics, reference, bootstrap, base,
+                               not args.no_plots, plateau, missing)  # fmt: skip
     print(markdown)
+    if missing is not None:
+        print(missing_markdown(missing))
     print(f"{len(runs)} runs -> {out}/table.md, table.csv, per_organ.csv, runs.csv and plots")
     return 0

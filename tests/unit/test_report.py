@@ -12,7 +12,15 @@ import pytest
 import yaml
 
 from histo_gan.cli import main as cli_main
-from histo_gan.report import build_table, load_run, main, paired_difference
+from histo_gan.report import (
+    Training,
+    build_table,
+    load_run,
+    main,
+    paired_difference,
+    plateau_status,
+    training_of,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "report"
 
@@ -147,5 +155,170 @@ def test_committed_tables_are_rebuilt_from_committed_runs(protocol, tmp_path):
     """CI check: every committed protocol's tables equal what `report` makes of its runs."""
     assert main(["--protocol", str(protocol), "--out", str(tmp_path), "--no-plots"]) == 0
     out = protocol.parent / yaml.safe_load(protocol.read_text()).get("out", ".")
-    for name in ("table.md", "table.csv", "per_organ.csv"):
+    names = ["table.md", "table.csv", "per_organ.csv"] + (
+        ["missing.md"] * (out / "missing.md").exists()
+    )
+    for name in names:
         assert (tmp_path / name).read_text() == (out / name).read_text(), name
+
+
+# --- training budget, plateau, expected runs, the label-budget plot ----------------------------
+
+PLATEAU = {"budget": 800, "plateau": 0.6, "flattened": True, "tolerance": 0.01,
+           "network": "SmpUnet resnet18 depth 4", "patch_size": 192, "batch_size": 8}  # fmt: skip
+
+
+def write_trained_run(folder: Path, *, seed: int, steps: int = -1, epochs: int = 4,
+                      patch: int = 192, depth: int = 4, fit_seconds: float | None = None,
+                      values=(0.5, 0.6, 0.7)) -> Path:  # fmt: skip
+    """A run folder whose config states its training budget (and a trial.json with its time)."""
+    write_run(folder, seed=seed, train=["x", "y"], rows=rows(list(values)))
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    config["trainer"] = {"max_steps": steps, "max_epochs": epochs}
+    config["data"].update(patch_size=patch, patches_per_epoch=1600, batch_size=8)
+    network = {"class_path": "histo_gan.networks.SmpUnet",
+               "init_args": {"encoder_name": "resnet18", "encoder_depth": depth}}  # fmt: skip
+    config["model"]["init_args"] = {"network": network}
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    if fit_seconds is not None:
+        (folder / "trial.json").write_text(json.dumps({"fit_seconds": fit_seconds}))
+    return folder
+
+
+def test_training_budget_comes_from_max_steps_else_epochs(tmp_path):
+    by_steps = load_run(write_trained_run(tmp_path / "a", seed=0, steps=1000, epochs=-1))
+    by_epochs = load_run(write_trained_run(tmp_path / "b", seed=0, steps=-1, epochs=3))
+    assert (by_steps.training.steps, by_steps.training.batch_size) == (1000, 8)
+    assert by_epochs.training.steps == 3 * 1600 // 8  # 600
+    assert by_epochs.training.network == "SmpUnet resnet18 depth 4"
+    assert training_of({}).steps is None
+
+
+def test_plateau_status_of_every_case():
+    training = Training(steps=800, batch_size=8, patch_size=192, network=PLATEAU["network"])
+    assert plateau_status(training, PLATEAU) == "at plateau"
+    assert plateau_status(Training(799, 8, 192, PLATEAU["network"]), PLATEAU) == "below plateau"
+    assert plateau_status(training, None) == "unknown"
+    assert plateau_status(training, {**PLATEAU, "flattened": False}) == (
+        "unknown (curve not flattened)"
+    )
+    assert plateau_status(Training(5000, 8, 128, PLATEAU["network"]), PLATEAU) == (
+        "unknown (patch 128, curve 192)"
+    )
+    other = Training(5000, 8, 192, "SmpUnet resnet18 depth 3")
+    assert plateau_status(other, PLATEAU).startswith("unknown (network SmpUnet resnet18 depth 3")
+
+
+def test_protocol_plateau_marks_rows_and_reports_fit_minutes(tmp_path):
+    (tmp_path / "learning_curve").mkdir()
+    (tmp_path / "learning_curve" / "budget.json").write_text(json.dumps(PLATEAU))
+    # real (train x, y): 600 steps -> below; real+hou via an arm override at 800 steps -> at
+    write_trained_run(tmp_path / "runs" / "short_s0", seed=0, epochs=3, fit_seconds=60)
+    write_trained_run(tmp_path / "runs" / "short_s1", seed=1, epochs=3, fit_seconds=180)
+    write_trained_run(tmp_path / "runs" / "long_s0", seed=0, steps=800)
+    protocol = {"runs": ["runs/*"], "out": "out", "metrics": ["aji"],
+                "plateau": "learning_curve/budget.json",
+                "arms": [{"runs": ["runs/long_*"], "data": "long"}]}  # fmt: skip
+    (tmp_path / "protocol.yaml").write_text(yaml.safe_dump(protocol))
+    assert main(["--protocol", str(tmp_path / "protocol.yaml"), "--no-plots"]) == 0
+    table = {r["data"]: r for r in csv.DictReader(open(tmp_path / "out" / "table.csv"))}
+    assert (table["real"]["train_steps"], table["real"]["plateau"]) == ("600", "below plateau")
+    assert table["real"]["fit_minutes"] == "2.0000"  # mean of 1 and 3 minutes
+    assert (table["long"]["train_steps"], table["long"]["plateau"]) == ("800", "at plateau")
+    assert table["long"]["fit_minutes"] == ""
+    markdown = (tmp_path / "out" / "table.md").read_text()
+    assert "| 600 x 8 | below plateau | 2.0 |" in markdown
+    assert "Plateau: 800 steps x 8 patches of 192 px for SmpUnet resnet18 depth 4" in markdown
+    (tmp_path / "learning_curve" / "budget.json").unlink()
+    with pytest.raises(ValueError, match="plateau file does not exist"):
+        main(["--protocol", str(tmp_path / "protocol.yaml"), "--no-plots"])
+
+
+def test_expected_runs_are_listed_with_the_command_that_finishes_them(tmp_path):
+    write_trained_run(tmp_path / "runs" / "real_s0", seed=0)
+    sweep = {"program": "x", "method": "grid", "metric": {"name": "test/aji"},
+             "parameters": {"config": {"values": ["mix/real.yaml", "mix/real+hou.yaml"]},
+                            "seed_everything": {"values": [0, 1]}}}  # fmt: skip
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep))
+    # the sweep's trials are collected as runs/<config stem>_s<seed>: only real_s0 is there
+    protocol = {"runs": ["runs/*"], "out": "out", "metrics": ["aji"], "expected": [
+        {"data": "real", "budget": 2, "seeds": [0, 1, 2],
+         "command": "fit_test.sh --config mix/{data}.yaml --seed_everything={seed}"},
+        {"sweep": "sweep.yaml", "runs": "runs"}]}  # fmt: skip
+    (tmp_path / "protocol.yaml").write_text(yaml.safe_dump(protocol))
+    assert main(["--protocol", str(tmp_path / "protocol.yaml"), "--no-plots"]) == 0
+    missing = (tmp_path / "out" / "missing.md").read_text()
+    assert missing.startswith("5 of 7 expected runs are missing")
+    assert "## data=real, budget=2: 2 of 3 missing" in missing and "seed 1, seed 2" in missing
+    assert "    fit_test.sh --config mix/real.yaml --seed_everything=1" in missing
+    assert "--seed_everything=0" not in missing  # seed 0 is there
+    assert "3 of 4 missing\n\nreal_s1, real+hou_s0, real+hou_s1\n" in missing
+    assert "histo-gan sweep " in missing and "--sweep runs/sweeps/sweep" in missing
+    assert (
+        "5 of 7 expected runs missing (see missing.md)."
+        in (tmp_path / "out" / "table.md").read_text()
+    )
+    # an unfinished run (no per-image rows yet) counts as missing and stays out of the table
+    (tmp_path / "runs" / "real_s1").mkdir()
+    (tmp_path / "runs" / "real_s1" / "test_metrics.json").write_text("{}")
+    assert main(["--protocol", str(tmp_path / "protocol.yaml"), "--no-plots"]) == 0
+    assert "real_s1, real+hou_s0" in (tmp_path / "out" / "missing.md").read_text()
+    # once every run is there, nothing is missing
+    for name, seed in (("real_s1", 1), ("real+hou_s0", 0), ("real+hou_s1", 1), ("x_s2", 2)):
+        write_trained_run(tmp_path / "runs2" / name, seed=seed)
+    protocol.update(runs=["runs2/*"], expected=[{**protocol["expected"][0]},
+                                                {"sweep": "sweep.yaml", "runs": "runs2"}])  # fmt: skip
+    write_trained_run(tmp_path / "runs2" / "real_s0", seed=0)
+    (tmp_path / "protocol.yaml").write_text(yaml.safe_dump(protocol))
+    with pytest.raises(ValueError, match="already tested"):  # real_s0 and real+hou_s0 share an arm
+        main(["--protocol", str(tmp_path / "protocol.yaml"), "--no-plots"])
+
+
+def test_a_protocol_with_no_finished_run_writes_what_is_missing(tmp_path):
+    protocol = {"runs": ["runs/*"], "out": "out", "metrics": ["aji"],
+                "expected": [{"data": "real", "seeds": [0], "command": "run {seed}"}]}  # fmt: skip
+    (tmp_path / "protocol.yaml").write_text(yaml.safe_dump(protocol))
+    assert main(["--protocol", str(tmp_path / "protocol.yaml"), "--no-plots"]) == 0
+    assert "1 of 1 expected runs are missing" in (tmp_path / "out" / "missing.md").read_text()
+    assert "    run 0" in (tmp_path / "out" / "missing.md").read_text()
+
+
+def test_arm_interval_is_the_bootstrap_over_images_of_the_seed_mean(tmp_path):
+    write_run(tmp_path / "a0", seed=0, train=["x"], rows=rows([0.2, 0.4, 0.6]))
+    write_run(tmp_path / "a1", seed=1, train=["x"], rows=rows([0.4, 0.4, 0.4]))
+    (row,), _ = build_table([load_run(tmp_path / n) for n in ("a0", "a1")], ["aji"],
+                            {"data": "real"}, n_bootstrap=4000)  # fmt: skip
+    # per image over seeds: 0.3, 0.4, 0.5; resampled means lie in [0.3, 0.5], around 0.4
+    assert row["aji_mean"] == pytest.approx(0.4)
+    # a resampled mean is 0.3 (all three draws the 0.3 image) with chance 1/27 = 3.7% > 2.5%:
+    # the 2.5% quantile is 0.3, and 0.5 the 97.5% one
+    assert (row["aji_low"], row["aji_high"]) == pytest.approx((0.3, 0.5))
+
+
+def test_budget_plot_has_one_line_per_data_source_with_bands(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from histo_gan import report
+
+    table = []
+    for data, budget, value in (("real", "2", 0.2), ("real", "4", 0.3), ("real+hou", "4", 0.35),
+                                ("hou", "0", 0.1)):  # fmt: skip
+        table.append({"model": "Segmenter", "data": data, "budget": budget, "aji_mean": value,
+                      "aji_low": value - 0.05, "aji_high": value + 0.05})  # fmt: skip
+    saved = {}
+    monkeypatch.setattr(plt.Figure, "savefig", lambda fig, path, **_: saved.setdefault("fig", fig))
+    assert report.plot_budgets(table, "aji", tmp_path / "budget_aji.png")
+    ax = saved["fig"].axes[0]
+    labels = [line.get_label() for line in ax.get_lines() if not line.get_label().startswith("_")]
+    assert labels == ["real", "real+hou", "hou (synthetic only)"]
+    bands = [
+        c
+        for c in ax.collections
+        if type(c).__name__ in ("PolyCollection", "FillBetweenPolyCollection")
+    ]
+    low, high = (
+        bands[0].get_paths()[0].vertices[:, 1].min(),
+        bands[0].get_paths()[0].vertices[:, 1].max(),
+    )
+    assert (low, high) == pytest.approx((0.15, 0.35))
+    assert not report.plot_budgets([table[-1]], "aji", tmp_path / "none.png")
