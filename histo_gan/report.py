@@ -54,8 +54,8 @@ restarted for every interval.
 
 **Training budget.** Every row states how long its segmenter trained, from each run's
 ``config.yaml``: ``trainer.max_steps`` when positive, else ``trainer.max_epochs *
-data.patches_per_epoch // data.batch_size`` steps, of ``data.batch_size`` patches (runs of one
-arm that differ are joined with ``/``). With a ``plateau`` file (the ``budget.json`` of
+data.patches_per_epoch // data.batch_size`` steps (the smaller of the two when both are set),
+of ``data.batch_size`` patches (runs of one arm that differ are joined with ``/``). With a ``plateau`` file (the ``budget.json`` of
 ``experiments/protocols/learning_curve/collect.py``: ``budget``, ``flattened``, ``network``,
 ``patch_size``, ``batch_size``, ...), the ``plateau`` column says for each row:
 
@@ -246,15 +246,17 @@ def network_name(config: dict) -> str:
 
 def training_of(config: dict) -> Training:
     """Training steps (``max_steps`` when > 0, else ``max_epochs * patches_per_epoch //
-    batch_size``), batch, patch size and network of a run's ``config.yaml`` contents."""
+    batch_size``; the smaller when both are set), batch, patch size and network of a run's
+    ``config.yaml`` contents."""
     trainer, data = config.get("trainer") or {}, config.get("data") or {}
     batch, patches = data.get("batch_size"), data.get("patches_per_epoch")
     max_steps, max_epochs = trainer.get("max_steps"), trainer.get("max_epochs")
-    steps = None
+    limits = []  # Lightning stops at whichever limit comes first
     if isinstance(max_steps, int) and max_steps > 0:
-        steps = max_steps
-    elif isinstance(max_epochs, int) and max_epochs > 0 and patches and batch:
-        steps = max_epochs * int(patches) // int(batch)
+        limits.append(max_steps)
+    if isinstance(max_epochs, int) and max_epochs > 0 and patches and batch:
+        limits.append(max_epochs * int(patches) // int(batch))
+    steps = min(limits) if limits else None
     return Training(steps, batch, data.get("patch_size"), network_name(config))
 
 

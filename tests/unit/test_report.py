@@ -191,6 +191,9 @@ def test_training_budget_comes_from_max_steps_else_epochs(tmp_path):
     assert (by_steps.training.steps, by_steps.training.batch_size) == (1000, 8)
     assert by_epochs.training.steps == 3 * 1600 // 8  # 600
     assert by_epochs.training.network == "SmpUnet resnet18 depth 4"
+    both = {"trainer": {"max_steps": 1000, "max_epochs": 2},
+            "data": {"patches_per_epoch": 1600, "batch_size": 8}}  # fmt: skip
+    assert training_of(both).steps == 400  # the epochs end first
     assert training_of({}).steps is None
 
 
