@@ -31,12 +31,24 @@ if [ -n "${HISTO_GAN_TRIAL:-}" ]; then
 else
     HISTO_GAN_SUMMARY=$fit_summary "$histo_gan" fit "$@"
 fi
-# best.ckpt when validation ran, else last.ckpt of the same run.
-checkpoint=$("$python" -c '
+# The fit's best checkpoint (its summary's, when that file exists), else last.ckpt of the fit.
+# A trial's chunks are folders of one name: a chunk that improved nothing (or a rerun after the
+# fit had finished, which trains no step and saves nothing) points at none, so the newest
+# best.ckpt (else last.ckpt) of the name's folders is the trial's.
+checkpoint=$("$python" - "$fit_summary" "${HISTO_GAN_TRIAL:+chunks}" <<'PY'
 import json, pathlib, sys
-s = json.load(open(sys.argv[1]))
-run = pathlib.Path(s["run_dir"]) / "checkpoints"
-print(s.get("best_model_path") or run / "last.ckpt")' "$fit_summary")
+summary, chunked = json.load(open(sys.argv[1])), sys.argv[2] == "chunks"
+best, run = summary.get("best_model_path"), pathlib.Path(summary["run_dir"])
+folders = sorted(run.parent.glob("version_*"), key=lambda p: int(p.name.split("_")[-1]))
+candidates = [best] if best else []
+for name in ("best.ckpt", "last.ckpt"):
+    candidates += [f / "checkpoints" / name for f in reversed(folders if chunked else [run])]
+found = next((str(c) for c in candidates if pathlib.Path(c).is_file()), None)
+if found is None:
+    sys.exit(f"fit_test.sh: no checkpoint of {run}")
+print(found)
+PY
+)
 started=$SECONDS
 HISTO_GAN_SUMMARY=$test_summary "$histo_gan" test "$@" ${test_name[@]+"${test_name[@]}"} \
     --ckpt_path "$checkpoint"

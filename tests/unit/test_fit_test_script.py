@@ -14,23 +14,31 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "experiments" / "protocols" / "fit_test.sh"
 
 # A histo-gan stand-in: appends its arguments to $CALLS; `fit` stops by the chunk timer on its
-# first call of a run name and finishes on the next; `test` writes a test summary.
+# first call of a run name and finishes on the next; only a run's first fit finds a new best
+# (best.ckpt and best_model_path), every fit saves last.ckpt unless $FINISHED says the budget
+# was already reached (then it trains nothing and saves nothing); `test` writes a summary.
 FAKE = """
-import json, os, sys
+import json, os, pathlib, sys
 args = sys.argv[1:]
 calls = os.environ["CALLS"]
 previous = [json.loads(line) for line in open(calls)] if os.path.exists(calls) else []
 with open(calls, "a") as handle:
     handle.write(json.dumps(args) + "\\n")
 name = args[args.index("--name") + 1] if "--name" in args else "config_name"
-run_dir = os.path.join(os.environ["RUNS"], name, f"version_{len(previous)}")
+run_dir = pathlib.Path(os.environ["RUNS"], name, f"version_{len(previous)}")
+summary = {"run_dir": str(run_dir)}
 if args[0] == "fit":
     chunks = sum(c[0] == "fit" for c in previous)
-    summary = {"run_dir": run_dir, "global_step": 10 * (chunks + 1),
-               "stopped_by_chunk_timer": "--max_chunk_minutes" in args and chunks == 0,
-               "best_model_path": run_dir + "/checkpoints/best.ckpt"}
+    summary.update(global_step=10 * (chunks + 1),
+                   stopped_by_chunk_timer="--max_chunk_minutes" in args and chunks == 0)
+    (run_dir / "checkpoints").mkdir(parents=True)
+    if not os.environ.get("FINISHED"):
+        (run_dir / "checkpoints" / "last.ckpt").write_text("")
+    if chunks == 0:
+        (run_dir / "checkpoints" / "best.ckpt").write_text("")
+        summary["best_model_path"] = str(run_dir / "checkpoints" / "best.ckpt")
 else:
-    summary = {"run_dir": run_dir, "test/aji": 0.5}
+    summary["test/aji"] = 0.5
 with open(os.environ["HISTO_GAN_SUMMARY"], "w") as handle:
     json.dump(summary, handle)
 """
@@ -64,7 +72,8 @@ def test_with_a_trial_name_it_fits_in_chunks_and_leaves_a_complete_summary(tmp_p
     chunk = ["fit", "--config", "c.yaml", "--seed_everything=1", "--name", "sweep_abc",
              "--ckpt_path", "last", "--max_chunk_minutes", "7"]  # fmt: skip
     assert calls[:2] == [chunk, chunk]  # the first chunk stopped by its timer, the second ends
-    best = str(tmp_path / "runs" / "sweep_abc" / "version_1" / "checkpoints" / "best.ckpt")
+    # the second chunk improved nothing: the best checkpoint is the first chunk's
+    best = str(tmp_path / "runs" / "sweep_abc" / "version_0" / "checkpoints" / "best.ckpt")
     assert calls[2] == ["test", "--config", "c.yaml", "--seed_everything=1",
                         "--name", "sweep_abc_test", "--ckpt_path", best]  # fmt: skip
     record = json.loads(summary.read_text())
@@ -98,3 +107,16 @@ def test_collect_results_copies_a_trials_fit_summary_and_wall_time(tmp_path):
     record = json.loads((copied / "trial.json").read_text())
     assert (record["fit_seconds"], record["attempts"], record["trial"]) == (80.0, 2, "abc")
     assert "test/aji" not in record
+
+
+def test_a_rerun_after_the_fit_finished_tests_the_trials_best_checkpoint(tmp_path):
+    """Killed during its test, the trial starts again: its fit chunk trains nothing and names no
+    checkpoint; the test takes the newest best.ckpt of the trial's chunks."""
+    summary = tmp_path / "trial.json"
+    environment = {"HISTO_GAN_TRIAL": "t", "HISTO_GAN_SUMMARY": str(summary)}
+    run_script(tmp_path, **environment)  # chunks version_0 (best) and version_1, test version_2
+    summary.unlink()
+    calls = run_script(tmp_path, FINISHED="1", **environment)
+    best = str(tmp_path / "runs" / "t" / "version_0" / "checkpoints" / "best.ckpt")
+    assert calls[-1][-2:] == ["--ckpt_path", best] and calls[-2][0] == "fit"
+    assert json.loads(summary.read_text())["fit_run_dir"].endswith("t/version_3")
