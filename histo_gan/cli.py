@@ -342,6 +342,16 @@ def data_error_in(error: BaseException) -> DataError | None:
     return None
 
 
+def _located(reason: BaseException, arguments: list[str]) -> str:
+    """The message of ``reason``; for a bad setting, with the config file that set it."""
+    from histo_gan.config_origin import origin_of
+    from histo_gan.data.readers import SettingError
+
+    if isinstance(reason, SettingError):
+        return reason.where(origin_of(arguments, reason.key))
+    return str(reason)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``histo-gan`` console script.
 
@@ -375,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         created = HistoGanCLI.created_run
         if isinstance(reason, DataError) and created is not None:
             created.discard_unless_trained()
-        print(f"histo-gan {command}: error: {reason}", file=sys.stderr)
+        print(f"histo-gan {command}: error: {_located(reason, argv[1:])}", file=sys.stderr)
         return 1 if isinstance(reason, DivergenceError) else 2
     finally:
         os.environ.pop(RUN_DIR_ENV, None)

@@ -16,6 +16,7 @@ _EXPORTS = {
     "HistoDataModule": "datamodule",
     "OrganTable": "organs",
     "DataError": "readers",
+    "SettingError": "readers",
     "BundledSample": "sources",
     "ConsepFolder": "sources",
     "GeneratedInitialPatches": "sources",

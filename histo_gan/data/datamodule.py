@@ -37,6 +37,7 @@ from histo_gan.data.patches import (
     TrainPatchDataset,
     WholeImageDataset,
 )
+from histo_gan.data.readers import SettingError
 from histo_gan.data.sources import BundledSample, ImageSource
 from histo_gan.data.splits import RandomSplit, Split, SplitStrategy
 from histo_gan.threads import limit_threads, single_threaded_worker
@@ -60,6 +61,51 @@ def _load(source: ImageSource, what: str) -> list[LabeledImage]:
         source.load(i)
         for i in track(range(len(source)), description=f"loading {what}", transient=True)
     ]
+
+
+def _check_settings(**values) -> None:
+    """The data settings that cannot work, before anything is loaded (:class:`SettingError`)."""
+    at_least = {"batch_size": 1, "patches_per_epoch": 1, "patch_size": 1, "num_workers": 0,
+                "context": 0}  # fmt: skip
+    for name, lowest in at_least.items():
+        value = values[name]
+        if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
+            raise SettingError(f"data.{name}", value, f"must be an integer of at least {lowest}")
+    if not 0.0 <= values["synthetic_ratio"] <= 1.0:
+        raise SettingError("data.synthetic_ratio", values["synthetic_ratio"], "must be in [0, 1]")
+    if values["patches_per_epoch"] < values["batch_size"]:
+        raise SettingError(
+            "data.patches_per_epoch",
+            values["patches_per_epoch"],
+            f"must be at least data.batch_size ({values['batch_size']}); incomplete batches "
+            "are dropped",
+        )
+
+
+def _check_patch_size(images: list[LabeledImage], patch_size: int, what: str) -> None:
+    """Every image must hold a whole patch; the error names the smallest one."""
+    if not images:
+        return
+    smallest = min(images, key=lambda item: min(item.shape))
+    height, width = smallest.shape
+    if min(height, width) < patch_size:
+        raise SettingError(
+            "data.patch_size",
+            patch_size,
+            f"larger than the {what} {smallest.source or smallest.image_id} ({width}x{height})",
+        )
+
+
+def _check_synthetic_size(synthetic, patch_size: int, ratio: float) -> None:
+    """A synthetic dataset that records its patch size (``histo-gan synthesize``) must hold one."""
+    dataset = getattr(synthetic, "dataset", None)
+    size = getattr(dataset, "header", {}).get("size") if ratio > 0 else None
+    if isinstance(size, int) and size < patch_size:
+        raise SettingError(
+            "data.patch_size",
+            patch_size,
+            f"larger than the {size} px samples of the synthetic dataset {dataset.root}",
+        )
 
 
 class HistoDataModule(L.LightningDataModule):
@@ -110,11 +156,10 @@ class HistoDataModule(L.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if patches_per_epoch < batch_size:
-            raise ValueError(
-                f"patches_per_epoch ({patches_per_epoch}) must be at least batch_size "
-                f"({batch_size}); incomplete batches are dropped"
-            )
+        _check_settings(
+            batch_size=batch_size, patches_per_epoch=patches_per_epoch, patch_size=patch_size,
+            num_workers=num_workers, context=context, synthetic_ratio=synthetic_ratio,
+        )  # fmt: skip
         self.source = source if source is not None else BundledSample()
         self.split_strategy = split if split is not None else RandomSplit(0.2, 0.2, seed=0)
         self.val_source, self.test_source = val_source, test_source
@@ -146,6 +191,8 @@ class HistoDataModule(L.LightningDataModule):
         split = self.make_split()
         if stage in (None, "fit") and self._train is None:
             self._train = _load(self.source.subset(split.train), "training images")
+            _check_patch_size(self._train, self.patch_size, "training image")
+            _check_synthetic_size(self.synthetic, self.patch_size, self.synthetic_ratio)
         if stage in (None, "fit", "validate") and self._val is None:
             source = self.val_source or self.source.subset(split.val)
             self._val = _load(source, "validation images")
@@ -172,6 +219,7 @@ class HistoDataModule(L.LightningDataModule):
             real_domain = (
                 _load(self.real_domain, "real-domain images") if self.real_domain else self._train
             )
+            _check_patch_size(real_domain, self.patch_size, "real-domain image")
         return TrainPatchDataset(
             real=[item for item in self._train if item.label is not None],
             synthetic=self.synthetic,

@@ -19,6 +19,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "LABEL_SUFFIXES",
     "DataError",
+    "SettingError",
     "read_aperio_xml",
     "read_consep_mat",
     "read_image",
@@ -36,6 +37,22 @@ CONSEP_FOUR_TYPE_MERGE = {0: 0, 1: 1, 2: 2, 3: 3, 4: 3, 5: 4, 6: 4, 7: 4}
 
 class DataError(ValueError):
     """Bad input data. The message names the file and the problem."""
+
+
+class SettingError(DataError):
+    """A setting that cannot work, e.g. ``data.batch_size`` 0.
+
+    ``key`` is its dotted name in the config, ``value`` the value and ``problem`` why it cannot
+    work (naming the data file involved, if any); :meth:`where` adds where the value was set.
+    """
+
+    def __init__(self, key: str, value: object, problem: str) -> None:
+        self.key, self.value, self.problem = key, value, problem
+        super().__init__(f"{key} {value!r}: {problem}")
+
+    def where(self, origin: str | None) -> str:
+        """The message with ``origin`` (e.g. ``set in conf/x.yaml``) after the value."""
+        return str(self) if not origin else f"{self.key} {self.value!r} ({origin}): {self.problem}"
 
 
 def _require_file(path: Path) -> None:
