@@ -41,6 +41,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
+import lightning as L  # noqa: E402
 import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,29 +155,21 @@ def cached_batches(datamodule, count: int) -> tuple[list, float]:
     return batches, patches / (time.perf_counter() - start)
 
 
-class BatchTimer:
-    """Lightning callback: wall time from the end of one training batch to the end of the next."""
+class BatchTimer(L.Callback):
+    """Wall time from the end of one training batch to the end of the next."""
 
     def __init__(self) -> None:
         self.times: list[float] = []
         self._last: float | None = None
 
-    def hooks(self):
-        import lightning as L
+    def on_train_start(self, *args) -> None:
+        self._last = time.perf_counter()
 
-        timer = self
-
-        class Hooks(L.Callback):
-            def on_train_batch_end(self, *args) -> None:
-                now = time.perf_counter()
-                if timer._last is not None:
-                    timer.times.append(now - timer._last)
-                timer._last = now
-
-            def on_train_start(self, *args) -> None:
-                timer._last = time.perf_counter()
-
-        return Hooks()
+    def on_train_batch_end(self, *args) -> None:
+        now = time.perf_counter()
+        if self._last is not None:
+            self.times.append(now - self._last)
+        self._last = now
 
 
 def train_seconds_per_step(
@@ -188,7 +181,6 @@ def train_seconds_per_step(
     accelerator: str = "cpu",
 ) -> float:
     """Median seconds per training step of a fresh module on the cached batches."""
-    import lightning as L
     from torch.utils.data import DataLoader
 
     from histo_gan.precision import convert_to_channels_last
@@ -211,7 +203,7 @@ def train_seconds_per_step(
         enable_model_summary=False,
         limit_val_batches=0,
         num_sanity_val_steps=0,
-        callbacks=[timer.hooks()],
+        callbacks=[timer],
     )
     trainer.fit(module, datamodule=datamodule)
     return statistics.median(timer.times[warmup:])
@@ -221,8 +213,6 @@ def inference_seconds(
     args: list[str], precision: str, fast_format: bool, accelerator: str = "cpu"
 ) -> float:
     """Seconds for the sliding window over one whole validation image (with the evaluator)."""
-    import lightning as L
-
     from histo_gan.precision import convert_to_channels_last
 
     module, datamodule = build(args)

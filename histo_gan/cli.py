@@ -304,7 +304,7 @@ COMMANDS = {
     "segment": "instance label maps (and overlays) for a folder of new images from a checkpoint",
     "realism": "how real synthetic H&E looks: classifier two-sample test and stain distances",
     "report": "comparison tables and plots from finished test runs",
-    "sweep": "run a W&B sweep YAML locally, one trial after another",
+    "sweep": "run a W&B sweep YAML locally, offline and resumable (--parallel N trials at a time)",
     "evaluate": "score predicted instance label maps against ground-truth label maps",
 }
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
