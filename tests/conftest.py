@@ -25,3 +25,18 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+# What a Trainer without default_root_dir (or a datamodule without a run folder) writes into
+# the working directory; `make test` fails when the suite leaves anything in the repository.
+RUN_OUTPUTS = ("split.json", "checkpoints")
+
+
+@pytest.fixture(autouse=True)
+def nothing_written_into_the_repository():
+    """Fails the test after which a run output appeared in the repository root (under
+    pytest-xdist it may also come from a test running beside it: both are named in the log)."""
+    before = {name for name in RUN_OUTPUTS if (REPO_ROOT / name).exists()}
+    yield
+    new = {name for name in RUN_OUTPUTS if (REPO_ROOT / name).exists()} - before
+    assert not new, f"a test wrote {sorted(new)} into {REPO_ROOT}: give its Trainer default_root_dir"

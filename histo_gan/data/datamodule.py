@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import lightning as L
@@ -40,12 +41,28 @@ from histo_gan.data.patches import (
 from histo_gan.data.readers import SettingError
 from histo_gan.data.sources import BundledSample, ImageSource
 from histo_gan.data.splits import RandomSplit, Split, SplitStrategy
-from histo_gan.threads import limit_threads, single_threaded_worker
+from histo_gan.threads import limit_threads, single_threaded_worker, threads_limited
 from histo_gan.types import LabeledImage
 
 __all__ = ["HistoDataModule"]
 
 log = logging.getLogger(__name__)
+
+
+class ForkSafeDataLoader(DataLoader):
+    """A DataLoader whose worker processes start while this process runs single-threaded.
+
+    OpenCV's thread pool does not survive a fork: a forked worker that sets its thread count
+    (:func:`~histo_gan.threads.single_threaded_worker`) would wait forever on threads that only
+    exist in the parent. Starting the workers inside :func:`~histo_gan.threads.threads_limited`
+    gives them a pool of one and the parent its budget back afterwards.
+    """
+
+    def _get_iterator(self):
+        if self.num_workers == 0:
+            return super()._get_iterator()
+        with threads_limited(1):
+            return super()._get_iterator()
 
 
 def _distributed() -> bool:
@@ -131,7 +148,9 @@ class HistoDataModule(L.LightningDataModule):
         augment: set ``False`` to switch augmentation off.
         context: border cropped around patches before augmentation (see TrainPatchDataset).
         num_workers: DataLoader workers.
-        seed: seeds patch sampling; the same seed gives the same patches.
+        seed: seeds patch sampling; the same seed gives the same patches. ``None``: the
+            run's seed (``seed_everything``, read when the training loader is made), so that
+            the seeds of a comparison are independent draws of patches as well as of weights.
     """
 
     def __init__(
@@ -153,7 +172,7 @@ class HistoDataModule(L.LightningDataModule):
         augment: bool = True,
         context: int = 16,
         num_workers: int = 0,
-        seed: int = 0,
+        seed: int | None = 0,
     ) -> None:
         super().__init__()
         _check_settings(
@@ -207,8 +226,11 @@ class HistoDataModule(L.LightningDataModule):
     def _save_split(self) -> None:
         trainer = getattr(self, "trainer", None)
         log_dir = getattr(trainer, "log_dir", None) if trainer is not None else None
-        if log_dir and self.split is not None and getattr(trainer, "is_global_zero", True):
-            self.split.save(Path(log_dir) / "split.json")
+        if not log_dir or self.split is None or not getattr(trainer, "is_global_zero", True):
+            return
+        if not trainer.loggers and Path(log_dir).resolve() == Path.cwd().resolve():
+            return  # a bare Trainer has no run folder: write nothing into the working directory
+        self.split.save(Path(log_dir) / "split.json")
 
     # -- loaders ---------------------------------------------------------------------------
     def train_dataset(self) -> TrainPatchDataset:
@@ -232,9 +254,16 @@ class HistoDataModule(L.LightningDataModule):
             length=self.patches_per_epoch,
         )
 
+    @property
+    def sampling_seed(self) -> int:
+        """The seed of the training patches: ``seed``, or the run's seed when it is ``None``."""
+        if self.seed is not None:
+            return self.seed
+        return int(os.environ.get("PL_GLOBAL_SEED", 0))
+
     def train_dataloader(self) -> DataLoader:
         dataset = self.train_dataset()
-        sampler = EpochKeySampler(self.patches_per_epoch, self.seed)
+        sampler = EpochKeySampler(self.patches_per_epoch, self.sampling_seed)
         if _distributed():
             sampler = KeyShardSampler(sampler)  # each process its own share of the keys
             if len(sampler) < self.batch_size:
@@ -243,7 +272,7 @@ class HistoDataModule(L.LightningDataModule):
                     f"{sampler.num_replicas} processes leaves {len(sampler)} per process, "
                     f"less than one batch ({self.batch_size})"
                 )
-        return DataLoader(
+        return ForkSafeDataLoader(
             dataset,
             batch_size=self.batch_size,
             sampler=sampler,
@@ -263,7 +292,7 @@ class HistoDataModule(L.LightningDataModule):
             # Each image is scored exactly once across processes: the default distributed
             # sampler would pad with repeated images and count them twice in the metrics.
             sampler = PaddedShardSampler(dataset)
-        return DataLoader(
+        return ForkSafeDataLoader(
             dataset,
             batch_size=1,
             sampler=sampler,

@@ -184,6 +184,7 @@ def test_predict_exports_pairs_that_the_datamodule_loads(tmp_path):
     trainer(tmp_path, 1).fit(module, data)
     root = tmp_path / "pairs"
     export = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False,
+                       default_root_dir=tmp_path,
                        callbacks=[SyntheticExport(root, method="diffusion")])  # fmt: skip
     export.predict(module, data, return_predictions=False)
     exported = SyntheticFolder(root)
@@ -219,7 +220,8 @@ def test_validation_samples_with_heldout_steps_and_export_with_sampling_steps(tm
     set_timesteps = module.sampler.set_timesteps
     module.sampler.set_timesteps = lambda n, **kw: (steps.append(n), set_timesteps(n, **kw))
     validate = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False,
-                         limit_val_batches=1, enable_model_summary=False)  # fmt: skip
+                         limit_val_batches=1, enable_model_summary=False,
+                         default_root_dir=tmp_path)  # fmt: skip
     metrics = validate.validate(module, datamodule(patch_size=SIZE), verbose=False)[0]
     assert steps == [1] and 0 < metrics["val/l1"] < 1
     module.synthesize({"label": two_nuclei(), "image_id": ["a", "b"]})

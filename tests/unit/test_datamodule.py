@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -242,3 +243,29 @@ def test_real_pairs_draw_from_the_real_domain():
             [], InMemorySource(synthetic_items()), 1.0, 32, real_domain=domain
         )[0]
     )
+
+
+def test_split_goes_into_the_run_folder_and_never_into_the_working_directory(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    dm = HistoDataModule()
+    dm.trainer = SimpleNamespace(log_dir=str(tmp_path), loggers=[], is_global_zero=True)
+    dm.setup("validate")
+    assert not (tmp_path / "split.json").exists()  # a bare Trainer: no run folder
+    run = tmp_path / "run"
+    dm.trainer = SimpleNamespace(log_dir=str(run), loggers=[], is_global_zero=True)
+    dm.setup("validate")
+    assert json.loads((run / "split.json").read_text())["val"] == dm.split.val
+
+
+def test_seed_none_follows_the_runs_seed(monkeypatch):
+    def first_keys(seed, run_seed):
+        monkeypatch.setenv("PL_GLOBAL_SEED", str(run_seed))
+        dm = HistoDataModule(patch_size=32, patches_per_epoch=8, batch_size=4, seed=seed)
+        dm.setup("fit")
+        return list(dm.train_dataloader().sampler)
+
+    assert first_keys(None, 3) == first_keys(3, 0)  # None reads the run's seed
+    assert first_keys(None, 3) != first_keys(None, 4)
+    assert first_keys(0, 3) == first_keys(0, 4)  # an explicit seed ignores it
