@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from histo_gan.data.readers import LABEL_SUFFIXES, DataError, read_label_map
 from histo_gan.metrics.instance import evaluate_pair
 from histo_gan.metrics.summary import print_metric_table, summarise, write_results
+from histo_gan.readers import LABEL_SUFFIXES, DataError, read_label_map
 
 __all__ = ["evaluate_pairs", "main"]
 

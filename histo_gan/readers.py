@@ -3,6 +3,11 @@
 Every reader returns arrays in the conventions of :mod:`histo_gan.types` (``uint8`` RGB
 ``(H, W, 3)``, ``int32`` label maps ``(H, W)``) and raises :class:`DataError` (a
 ``ValueError``) whose message starts with the offending file's path.
+
+A leaf of the package (numpy, the image decoders and :mod:`histo_gan.types` only), so that both
+the data layer (:mod:`histo_gan.data`, which re-exports it as ``histo_gan.data.readers``) and
+the GAN-free synthesis (:mod:`histo_gan.synthesis`, which must not import the data layer) read
+files the same way.
 """
 
 from __future__ import annotations

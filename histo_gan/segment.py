@@ -47,7 +47,7 @@ def write_overlays(images: Path, labels: Path, out: Path) -> int:
     """Draw the outlines of ``labels/<id>.*`` onto ``images/<id>.*``; returns the count."""
     import cv2
 
-    from histo_gan.data.readers import read_image, read_label_map
+    from histo_gan.readers import read_image, read_label_map
     from histo_gan.synthesis.grid import outline
 
     sources = {p.stem: p for p in images.iterdir() if p.is_file()}
@@ -65,8 +65,8 @@ def write_overlays(images: Path, labels: Path, out: Path) -> int:
 def find_unreadable(images: Path, out: Path) -> dict[str, str]:
     """File name -> why, for every image in ``images`` that cannot be read; an error (naming
     them) if none can."""
-    from histo_gan.data.readers import DataError, read_image
     from histo_gan.data.sources import ImageFolder
+    from histo_gan.readers import DataError, read_image
 
     files = ImageFolder(images).image_files
     unreadable = {}

@@ -2,7 +2,8 @@
 
 The names are loaded on first use, so that the torch-free parts (``readers``, ``sources``,
 ``synthetic``, ``splits``, ``organs``) can be imported by torch-free code such as
-:mod:`histo_gan.synthesis` without pulling in Lightning through :class:`HistoDataModule`.
+``histo-gan synthesize`` (:mod:`histo_gan.synthesis.cli`) without pulling in Lightning
+through :class:`HistoDataModule`.
 """
 
 from __future__ import annotations

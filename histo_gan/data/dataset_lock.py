@@ -19,7 +19,7 @@ import socket
 import time
 from pathlib import Path
 
-from histo_gan.data.readers import DataError
+from histo_gan.readers import DataError
 
 __all__ = ["LOCK_NAME", "DatasetLock", "DatasetLocked"]
 

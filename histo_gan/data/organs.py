@@ -6,7 +6,7 @@ import csv
 from importlib import resources
 from pathlib import Path
 
-from histo_gan.data.readers import DataError
+from histo_gan.readers import DataError
 from histo_gan.types import UNKNOWN_ORGAN
 
 __all__ = ["OrganTable"]

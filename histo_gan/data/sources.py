@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from histo_gan.data.organs import OrganTable
-from histo_gan.data.readers import (
+from histo_gan.readers import (
     IMAGE_SUFFIXES,
     LABEL_SUFFIXES,
     DataError,
@@ -29,6 +29,8 @@ from histo_gan.data.readers import (
     read_image,
     read_label_map,
 )
+from histo_gan.synthesis.masks import RandomPolygonMasks
+from histo_gan.synthesis.pipeline import InitialSynthesis
 from histo_gan.types import UNKNOWN_ORGAN, LabeledImage
 
 __all__ = [
@@ -374,9 +376,6 @@ class GeneratedInitialPatches(ImageSource):
 
     def _built(self):
         if self._synthesis is None:
-            from histo_gan.synthesis.masks import RandomPolygonMasks
-            from histo_gan.synthesis.pipeline import InitialSynthesis
-
             images = [self.source.load(i) for i in range(len(self.source))]
             masks = self.masks if self.masks is not None else RandomPolygonMasks()
             self._synthesis = InitialSynthesis(images, masks, self.size, self.seed)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from histo_gan.data.readers import DataError
 from histo_gan.files import write_text_atomic
+from histo_gan.readers import DataError
 
 __all__ = [
     "FixedSplit",

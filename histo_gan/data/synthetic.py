@@ -46,7 +46,7 @@ import numpy as np
 import tifffile
 
 from histo_gan.data.dataset_lock import DatasetLock, DatasetLocked
-from histo_gan.data.readers import DataError, read_image, read_label_map
+from histo_gan.readers import DataError, read_image, read_label_map
 from histo_gan.types import UNKNOWN_ORGAN, LabeledImage, validate_image, validate_label_map
 
 __all__ = [

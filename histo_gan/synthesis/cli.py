@@ -23,7 +23,6 @@ import sys
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from histo_gan.data.readers import LABEL_SUFFIXES, DataError, read_image, read_label_map
 from histo_gan.data.sources import ImageFolder
 from histo_gan.data.synthetic import (
     GRID,
@@ -33,6 +32,7 @@ from histo_gan.data.synthetic import (
     encode_sample,
     read_header,
 )
+from histo_gan.readers import LABEL_SUFFIXES, DataError, read_image, read_label_map
 from histo_gan.synthesis.masks import (
     CentroidMapGenerator,
     NucleusShapeDictionary,

@@ -17,6 +17,8 @@ from scipy import ndimage
 from skimage import measure
 from skimage.segmentation import relabel_sequential
 
+from histo_gan.readers import LABEL_SUFFIXES, DataError, read_label_map
+
 __all__ = [
     "CentroidMapGenerator",
     "MaskGenerator",
@@ -176,8 +178,6 @@ class RandomPolygonMasks(MaskGenerator):
 
 def _read_label_maps(folder: str | Path, purpose: str) -> tuple[list[str], list[np.ndarray]]:
     """Stems and arrays of every label map in ``folder``; an error names the folder if none."""
-    from histo_gan.data.readers import LABEL_SUFFIXES, DataError, read_label_map
-
     folder = Path(folder)
     files = (
         sorted(p for p in folder.glob("*") if p.suffix.lower() in LABEL_SUFFIXES)

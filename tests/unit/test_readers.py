@@ -8,7 +8,10 @@ import pytest
 import scipy.io
 import tifffile
 
-from histo_gan.data.readers import (
+from histo_gan import readers
+from histo_gan.data import readers as data_readers
+from histo_gan.data.sources import ConsepFolder, ImageFolder, LabelMapFolder
+from histo_gan.readers import (
     DataError,
     rasterize_polygons,
     read_aperio_xml,
@@ -16,7 +19,6 @@ from histo_gan.data.readers import (
     read_image,
     read_label_map,
 )
-from histo_gan.data.sources import ConsepFolder, ImageFolder, LabelMapFolder
 
 XML_TEMPLATE = """<Annotations MicronsPerPixel="0.25"><Annotation Id="1"><Regions>{}</Regions>
 </Annotation></Annotations>"""
@@ -196,3 +198,10 @@ def test_same_stem_with_two_suffixes_names_both_files(tmp_path, rgb):
         ImageFolder(tmp_path / "img")
     with pytest.raises(DataError, match=r"x\.png and x\.tif have the same name"):
         LabelMapFolder(tmp_path / "img", tmp_path / "lab")
+
+
+def test_the_data_layer_name_of_the_readers_is_the_same_objects():
+    assert data_readers.__all__
+    for name in data_readers.__all__:
+        assert getattr(data_readers, name) is getattr(readers, name), name
+    assert set(readers.__all__) <= set(data_readers.__all__)
