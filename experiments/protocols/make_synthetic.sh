@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The synthetic datasets of the CPU protocols, made from main.json's 15 training images only
 # (links in runs/protocols/sources/main; never a validation or test image):
-#   runs/protocols/synthetic/hou       initial `hou` synthesis, 512 patches of 128 px
+#   runs/protocols/synthetic/hou       initial `hou` synthesis, 1024 patches of 256 px (the
+#                                      128-px and the converged 192-px protocols crop them)
 #   runs/protocols/synthetic/cyclegan  (random mask, CycleGAN H&E) pairs, 256 of 128 px
 #   runs/protocols/synthetic/pix2pixhd (label map, H&E) pairs of the two-stage pix2pixHD chain,
 #   runs/protocols/synthetic/daffgan   ... and of DAFF-GAN's; 512 of 128 px each
@@ -30,7 +31,7 @@ for what in "$@"; do
   case $what in
     hou)
       "$histo_gan" synthesize --source runs/protocols/sources/main --out "$out/hou" \
-        --method hou --n 512 --size 128 --seed 0 --workers 1 ;;
+        --method hou --n 1024 --size 256 --seed 0 --workers 1 ;;
     cyclegan)
       config=experiments/protocols/mahmood2019/cyclegan_cpu.yaml
       rm -rf "$out/cyclegan"   # a fresh export for this CycleGAN
