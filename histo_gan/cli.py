@@ -40,11 +40,12 @@ from histo_gan.callbacks.checkpoint import RunCheckpoint  # noqa: E402
 from histo_gan.callbacks.chunk import ChunkTimer  # noqa: E402
 from histo_gan.callbacks.divergence import DivergenceError, DivergenceGuard  # noqa: E402
 from histo_gan.callbacks.progress import StepProgressBar  # noqa: E402
+from histo_gan.config_origin import origin_of  # noqa: E402
 from histo_gan.data.datamodule import HistoDataModule  # noqa: E402
 from histo_gan.distributed import is_first_process, leave_process_group  # noqa: E402
 from histo_gan.files import write_text_atomic  # noqa: E402
 from histo_gan.precision import convert_to_channels_last, fast_precision  # noqa: E402
-from histo_gan.readers import DataError  # noqa: E402
+from histo_gan.readers import DataError, SettingError  # noqa: E402
 from histo_gan.runs import CHECKPOINT_ALIASES, RunFolder, find_checkpoint, next_version  # noqa: E402
 
 DEFAULT_ROOT = "runs"
@@ -344,9 +345,6 @@ def data_error_in(error: BaseException) -> DataError | None:
 
 def _located(reason: BaseException, arguments: list[str]) -> str:
     """The message of ``reason``; for a bad setting, with the config file that set it."""
-    from histo_gan.config_origin import origin_of
-    from histo_gan.readers import SettingError
-
     if isinstance(reason, SettingError):
         return reason.where(origin_of(arguments, reason.key))
     return str(reason)

@@ -33,6 +33,8 @@ import torch
 from scipy import linalg, stats
 from torch import nn
 
+from histo_gan.data.sources import ImageFolder, SyntheticFolder
+
 __all__ = [
     "classifier_two_sample_test",
     "load_images",
@@ -45,8 +47,6 @@ __all__ = [
 
 def load_images(folder: str | Path) -> list[np.ndarray]:
     """Every image of a folder as ``uint8`` ``(H, W, 3)``: a synthetic dataset or plain images."""
-    from histo_gan.data import ImageFolder, SyntheticFolder
-
     folder = Path(folder)
     source = SyntheticFolder(folder) if (folder / "dataset.json").is_file() else ImageFolder(folder)
     return [source.load(i).image for i in range(len(source))]

@@ -83,7 +83,7 @@ not there and the command that finishes it. Two kinds of entry:
   ``{seed}``, ``{model}``, ``{data}`` and ``{budget}`` in the command are filled in;
 - ``sweep`` (a sweep YAML) and ``runs`` (the folder its trials are collected into): every
   trial of the sweep is expected in ``runs/<label>`` (the folder name ``collect_results.py``
-  gives it, :func:`histo_gan.sweep.trial_label`); the command runs the sweep (finished trials
+  gives it, :func:`histo_gan.sweep_file.trial_label`); the command runs the sweep (finished trials
   are skipped) and collects it, unless the entry gives its own ``command``.
 
 With ``expected`` set, ``table.md`` ends with the count of missing runs, and a protocol with
@@ -112,6 +112,7 @@ import numpy as np
 import yaml
 
 from histo_gan.files import write_text_atomic
+from histo_gan.sweep_file import expand_trials, load_sweep, trial_label
 
 __all__ = [
     "Arm",
@@ -532,8 +533,6 @@ def _missing_seeds(entry: dict, runs: list[Run]) -> Missing:
 
 def _missing_trials(entry: dict, base: Path) -> Missing:
     """A sweep entry: the sweep's trials without a finished run in ``runs/<label>``."""
-    from histo_gan.sweep import expand_trials, load_sweep, trial_label
-
     if "runs" not in entry:
         raise ValueError(f"expected entry {entry}: a sweep entry needs 'runs' (its folder)")
     sweep, folder = base / entry["sweep"], base / entry["runs"]

@@ -22,14 +22,18 @@ import sys
 import warnings
 from pathlib import Path
 
+from histo_gan.cli import main as cli_main
+from histo_gan.data.sources import ImageFolder
+from histo_gan.readers import DataError, read_image, read_label_map
+from histo_gan.runs import CHECKPOINT_ALIASES, find_checkpoint
+from histo_gan.synthesis.grid import outline
+
 __all__ = ["find_unreadable", "main", "write_overlays"]
 
 UNREADABLE = "unreadable.txt"
 
 
 def _checkpoint(value: str, root: Path, name: str | None) -> Path:
-    from histo_gan.runs import CHECKPOINT_ALIASES, find_checkpoint
-
     if value in CHECKPOINT_ALIASES:
         if not name:
             raise ValueError(f"--ckpt_path {value} needs --name (the run name)")
@@ -47,9 +51,6 @@ def write_overlays(images: Path, labels: Path, out: Path) -> int:
     """Draw the outlines of ``labels/<id>.*`` onto ``images/<id>.*``; returns the count."""
     import cv2
 
-    from histo_gan.readers import read_image, read_label_map
-    from histo_gan.synthesis.grid import outline
-
     sources = {p.stem: p for p in images.iterdir() if p.is_file()}
     out.mkdir(parents=True, exist_ok=True)
     count = 0
@@ -65,9 +66,6 @@ def write_overlays(images: Path, labels: Path, out: Path) -> int:
 def find_unreadable(images: Path, out: Path) -> dict[str, str]:
     """File name -> why, for every image in ``images`` that cannot be read; an error (naming
     them) if none can."""
-    from histo_gan.data.sources import ImageFolder
-    from histo_gan.readers import DataError, read_image
-
     files = ImageFolder(images).image_files
     unreadable = {}
     for path in files:
@@ -99,8 +97,6 @@ def main(argv: list[str] | None = None) -> int:
         "stopping; reads every image once more to check it",
     )
     args = parser.parse_args(argv)
-
-    from histo_gan.cli import main as cli_main
 
     checkpoint = _checkpoint(args.ckpt_path, args.root, args.name)
     config = checkpoint.parent.parent / "config.yaml"

@@ -6,7 +6,7 @@ W&B sweeps need a server to hand out trials; this runner reads the same YAML (``
 ``grid`` or ``random``, ``metric``, ``parameters``, ``command``) and runs the trials as
 subprocesses, one after the other or ``--parallel N`` at a time. It prints a leaderboard and
 writes ``sweep_results.csv`` and ``sweep_results.json`` into ``OUT/<sweep stem>/``, which
-name every trial's command, run folder and wall time.
+name every trial's command, run folder and wall time. The YAML itself is read by :mod:`histo_gan.sweep_file`.
 
 A trial is identified by its full command and, for ``histo-gan`` commands, the config it
 resolves to (``--print_config``): editing the sweep's ``command`` or a config it reads makes
@@ -43,22 +43,18 @@ import contextlib
 import csv
 import hashlib
 import io
-import itertools
 import json
-import math
 import os
 import shlex
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import yaml
-
+from histo_gan.cli import lightning_main
 from histo_gan.files import write_text_atomic
+from histo_gan.sweep_file import expand_trials, load_sweep, trial_command, trial_label
 
 __all__ = [
     "Trial",
@@ -73,78 +69,6 @@ __all__ = [
     "trial_label",
 ]
 
-DISTRIBUTIONS = ("uniform", "log_uniform_values", "int_uniform")
-
-
-def load_sweep(path: Path) -> dict:
-    """A sweep YAML, checked: its method, parameters and distributions."""
-    if not path.is_file():
-        raise ValueError(f"{path}: sweep file does not exist")
-    try:
-        spec = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not valid YAML ({error})") from error
-    if not isinstance(spec, dict) or "parameters" not in spec:
-        raise ValueError(f"{path}: a sweep needs a 'parameters' mapping")
-    method = spec.get("method", "grid")
-    if method not in ("grid", "random"):
-        raise ValueError(f"{path}: method {method!r} is not supported locally (grid or random)")
-    for name, p in spec["parameters"].items():
-        if not isinstance(p, dict) or not ({"value", "values"} & set(p) or "distribution" in p):
-            raise ValueError(f"{path}: parameter {name!r} needs value, values or distribution")
-        if "distribution" in p:
-            if p["distribution"] not in DISTRIBUTIONS:
-                raise ValueError(f"{path}: {name}: distribution must be one of {DISTRIBUTIONS}")
-            if method == "grid":
-                raise ValueError(f"{path}: {name}: grid search needs 'values', not a distribution")
-    return spec
-
-
-def _draw(p: dict, rng: np.random.Generator):
-    if "value" in p:
-        return p["value"]
-    if "values" in p:
-        return p["values"][int(rng.integers(len(p["values"])))]
-    lo, hi = p["min"], p["max"]
-    if p["distribution"] == "uniform":
-        return float(rng.uniform(lo, hi))
-    if p["distribution"] == "int_uniform":
-        return int(rng.integers(lo, hi + 1))
-    return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
-
-
-def expand_trials(spec: dict, count: int | None = None, seed: int = 0) -> list[dict]:
-    """The parameter assignments of a sweep: the full grid, or ``count`` random draws."""
-    params = spec["parameters"]
-    if spec.get("method", "grid") == "grid":
-        names = list(params)
-        choices = [p["values"] if "values" in p else [p["value"]] for p in params.values()]
-        trials = [dict(zip(names, combo)) for combo in itertools.product(*choices)]
-        return trials[:count] if count else trials
-    if not count:
-        raise ValueError("random search needs --count")
-    rng = np.random.default_rng(seed)
-    return [{name: _draw(p, rng) for name, p in params.items()} for _ in range(count)]
-
-
-def trial_command(spec: dict, assignment: dict) -> list[str]:
-    """The command of one trial, with W&B's ``${env}``, ``${program}`` and ``${args}`` filled."""
-    args = [f"--{name}={value}" for name, value in assignment.items()]
-    template = spec.get("command") or ["${env}", "${program}", "${args}"]
-    command: list[str] = []
-    for token in template:
-        if token == "${env}":
-            continue
-        if token == "${program}":
-            command += shlex.split(spec.get("program", "histo-gan"))
-        elif token in ("${args}", "${args_no_hyphens}"):
-            command += args if token == "${args}" else [a[2:] for a in args]
-        else:
-            command.append(token)
-    if command and command[0] == "histo-gan":  # the console script of this environment
-        command = [sys.executable, "-m", "histo_gan.cli", *command[1:]]
-    return command
-
 
 def resolved_config(command: list[str]) -> str:
     """The config a ``histo-gan`` Lightning command resolves to, else ``""``."""
@@ -152,8 +76,6 @@ def resolved_config(command: list[str]) -> str:
         return ""
     if command[3] not in ("fit", "validate", "test", "predict"):
         return ""
-    from histo_gan.cli import lightning_main
-
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
         lightning_main([*command[3:], "--print_config"])
@@ -164,19 +86,6 @@ def trial_id(command: list[str], config: str) -> str:
     """Identity of a trial: its full command and resolved config."""
     text = json.dumps({"command": command[1:], "config": config})
     return hashlib.sha1(text.encode()).hexdigest()[:10]
-
-
-def trial_label(assignment: dict) -> str:
-    """A readable folder name from a protocol trial's parameters: the stem of its ``config``,
-    the stem of its split (``data.split.init_args.path``) and ``s<seed_everything>``
-    (``real+hou_budget_4_s0``); ``collect_results.py`` collects each trial's run under it."""
-    parts = []
-    if "config" in assignment:
-        parts.append(Path(str(assignment["config"])).stem)
-    if "data.split.init_args.path" in assignment:
-        parts.append(Path(str(assignment["data.split.init_args.path"])).stem)
-    parts.append(f"s{assignment.get('seed_everything', 0)}")
-    return "_".join(parts)
 
 
 HEARTBEAT = 10.0  # seconds between wall-time records of a running trial

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from histo_gan.data.synthetic import SyntheticDatasetWriter
 from histo_gan.types import SynthesisPrediction
 
 __all__ = ["SyntheticExport"]
@@ -40,8 +41,6 @@ class SyntheticExport(BasePredictionWriter):
         self._writer = None
 
     def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        from histo_gan.data.synthetic import SyntheticDatasetWriter
-
         metadata = {
             "method": self.method,
             "module": type(pl_module).__name__,

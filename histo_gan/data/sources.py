@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from histo_gan.data.organs import OrganTable
+from histo_gan.data.synthetic import SyntheticDataset
+from histo_gan.data.synthetic import repair as repair_dataset
 from histo_gan.readers import (
     IMAGE_SUFFIXES,
     LABEL_SUFFIXES,
@@ -300,11 +302,9 @@ class SyntheticFolder(ImageSource):
     """
 
     def __init__(self, root: str | Path, repair: bool = False) -> None:
-        from histo_gan.data import synthetic
-
         if repair:
-            synthetic.repair(root)
-        self.dataset = synthetic.SyntheticDataset(root)
+            repair_dataset(root)
+        self.dataset = SyntheticDataset(root)
         self.image_ids = [str(entry["id"]) for entry in self.dataset.manifest]
         self.organs = [str(entry.get("organ", "unknown")) for entry in self.dataset.manifest]
 

@@ -16,7 +16,13 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from histo_gan.metrics.overlap import OverlapTable, best_pair_per_owner, check_pair, compact_ids
+from histo_gan.metrics.overlap import (
+    OverlapTable,
+    best_pair_per_owner,
+    check_pair,
+    compact_ids,
+    overlap_table,
+)
 
 __all__ = ["directed_distances", "hausdorff_distance", "object_hausdorff", "set_hausdorff"]
 
@@ -91,8 +97,6 @@ def object_hausdorff(gt, pred, table: OverlapTable | None = None) -> float:
     object of the other map that overlaps it most (ties: smallest id); an object that overlaps
     nothing is paired with the object at the smallest Hausdorff distance (ties: smallest id).
     """
-    from histo_gan.metrics.overlap import overlap_table
-
     gt, pred = check_pair(gt, pred)
     table = table if table is not None else overlap_table(gt, pred)
     if table.n_gt == 0 and table.n_pred == 0:

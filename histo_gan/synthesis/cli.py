@@ -33,6 +33,7 @@ from histo_gan.data.synthetic import (
     read_header,
 )
 from histo_gan.readers import LABEL_SUFFIXES, DataError, read_image, read_label_map
+from histo_gan.synthesis.grid import write_sample_grid
 from histo_gan.synthesis.masks import (
     CentroidMapGenerator,
     NucleusShapeDictionary,
@@ -244,8 +245,6 @@ def _write_grid(writer: SyntheticDatasetWriter, count: int) -> Path | None:
     entries = [writer.entries[i] for i in sorted(writer.entries)[:count]]
     if not entries:
         return None
-    from histo_gan.synthesis.grid import write_sample_grid
-
     images = [read_image(writer.root / e["image"]) for e in entries]
     labels = [read_label_map(writer.root / e["label"]) for e in entries]
     return write_sample_grid(writer.root / GRID, images, labels)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -60,3 +61,43 @@ def test_importing_synthesis_and_the_contracts_loads_no_torch():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def project_imports_in_functions(package: Path) -> list[str]:
+    """``file:line module`` of every import of a project module inside a function body."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for function in ast.walk(tree):
+            if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue
+            for node in ast.walk(function):
+                if isinstance(node, ast.ImportFrom):
+                    module = node.module or ""
+                    if node.level > 0 or module.split(".")[0] == package.name:
+                        found.append(f"{path}:{node.lineno} {'.' * node.level}{module}")
+                elif isinstance(node, ast.Import):
+                    for alias in node.names:
+                        if alias.name.split(".")[0] == package.name:
+                            found.append(f"{path}:{node.lineno} {alias.name}")
+    return sorted(set(found))
+
+
+def test_project_modules_are_imported_at_module_level(repo_root):
+    """Imports sit at the top of a module: one inside a function hides a cycle until it runs."""
+    found = project_imports_in_functions(repo_root / "histo_gan")
+    assert not found, "project imports inside functions:\n" + "\n".join(found)
+
+
+def test_the_scan_finds_an_import_inside_a_function(tmp_path):
+    package = tmp_path / "histo_gan"
+    package.mkdir()
+    (package / "ok.py").write_text("import os\nfrom histo_gan import types\n")
+    (package / "bad.py").write_text(
+        "def f():\n    import os\n    from histo_gan.data import sources\n\n"
+        "class C:\n    def g(self):\n        from . import ok\n"
+    )
+    assert project_imports_in_functions(package) == [
+        f"{package / 'bad.py'}:3 histo_gan.data",
+        f"{package / 'bad.py'}:7 .",
+    ]
