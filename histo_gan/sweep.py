@@ -6,7 +6,8 @@ W&B sweeps need a server to hand out trials; this runner reads the same YAML (``
 ``grid`` or ``random``, ``metric``, ``parameters``, ``command``) and runs the trials as
 subprocesses, one after the other or ``--parallel N`` at a time. It prints a leaderboard and
 writes ``sweep_results.csv`` and ``sweep_results.json`` into ``OUT/<sweep stem>/``, which
-name every trial's command, run folder and wall time. The YAML itself is read by :mod:`histo_gan.sweep_file`.
+name every trial's command, run folder and wall time. :mod:`histo_gan.sweep_file` reads the
+YAML.
 
 A trial is identified by its full command and, for ``histo-gan`` commands, the config it
 resolves to (``--print_config``): editing the sweep's ``command`` or a config it reads makes
