@@ -363,8 +363,11 @@ def main(argv: list[str] | None = None) -> int:
         print(help_page(), end="", file=sys.stdout if command else sys.stderr)
         return 0 if command else 2
     if not command.startswith("-") and command not in COMMANDS:
-        print(f"histo-gan: error: unknown command {command!r}; commands: "
-              f"{', '.join(COMMANDS)} (histo-gan --help)", file=sys.stderr)  # fmt: skip
+        print(
+            f"histo-gan: error: unknown command {command!r}; commands: "
+            f"{', '.join(COMMANDS)} (histo-gan --help)",
+            file=sys.stderr,
+        )
         return 2
     if command in TOOLS:
         tool = importlib.import_module(TOOLS[command])

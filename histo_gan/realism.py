@@ -84,8 +84,11 @@ def _critic(width: int = 32) -> nn.Module:
     layers: list[nn.Module] = []
     channels = 3
     for out in (width // 2, width, 2 * width, 2 * width):
-        layers += [nn.Conv2d(channels, out, 3, stride=2, padding=1), nn.BatchNorm2d(out),
-                   nn.LeakyReLU(0.2)]  # fmt: skip
+        layers += [
+            nn.Conv2d(channels, out, 3, stride=2, padding=1),
+            nn.BatchNorm2d(out),
+            nn.LeakyReLU(0.2),
+        ]
         channels = out
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 1))
 
@@ -114,7 +117,7 @@ def _train_and_score(
     """Train a fresh critic on ``(x_train, y_train)``; return the test logits ``(N_test,)``.
 
     The two classes are weighted to equal total weight; AdamW with a cosine learning rate.
-    """  # fmt: skip
+    """
     critic = _critic(width)
     steps = epochs * -(-len(x_train) // batch_size)
     optimizer = torch.optim.AdamW(critic.parameters(), lr=lr, weight_decay=1e-2)
@@ -317,9 +320,16 @@ def realism(
             real, synthetic, real_groups, synthetic_groups, seed, repeats, epochs
         ),
         "stain": stain_distance(real, synthetic, seed=seed),
-        "settings": {"patch_size": patch_size, "patches": patches, "seed": seed, "epochs": epochs,
-                     "repeats": repeats, "real_images": len(real_images), "synthetic_images": len(synthetic_images)},
-    }  # fmt: skip
+        "settings": {
+            "patch_size": patch_size,
+            "patches": patches,
+            "seed": seed,
+            "epochs": epochs,
+            "repeats": repeats,
+            "real_images": len(real_images),
+            "synthetic_images": len(synthetic_images),
+        },
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -335,13 +345,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2, help="random halves (2 critics each)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    result = realism(load_images(args.real), load_images(args.synthetic),
-                     args.patch_size, args.patches, args.seed, args.epochs, args.repeats)  # fmt: skip
+    result = realism(
+        load_images(args.real),
+        load_images(args.synthetic),
+        args.patch_size,
+        args.patches,
+        args.seed,
+        args.epochs,
+        args.repeats,
+    )
     result["settings"].update(real=str(args.real), synthetic=str(args.synthetic))
     c2st, stain = result["c2st"], result["stain"]
     print(f"{'measure':34s} value")
-    print(f"{'C2ST accuracy (0.5 = real-like)':34s} {c2st['accuracy']:.3f} "
-          f"[{c2st['ci_low']:.3f}, {c2st['ci_high']:.3f}] over {c2st['n_real_images']}+{c2st['n_synthetic_images']} images")  # fmt: skip
+    print(
+        f"{'C2ST accuracy (0.5 = real-like)':34s} {c2st['accuracy']:.3f} "
+        f"[{c2st['ci_low']:.3f}, {c2st['ci_high']:.3f}] over {c2st['n_real_images']}+{c2st['n_synthetic_images']} images"
+    )
     print(f"{'W1 haematoxylin OD':34s} {stain['w1_h']:.4f}")
     print(f"{'W1 eosin OD':34s} {stain['w1_e']:.4f}")
     print(f"{'Frechet (mean/sd of H, E per patch)':34s} {stain['frechet']:.3g}")

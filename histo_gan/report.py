@@ -147,8 +147,14 @@ class Arm:
 
     def sort_key(self) -> tuple:
         numeric = self.budget.isdigit()
-        return (self.model, self.data != "real", self.data, not numeric,
-                int(self.budget) if numeric else 0, self.budget)  # fmt: skip
+        return (
+            self.model,
+            self.data != "real",
+            self.data,
+            not numeric,
+            int(self.budget) if numeric else 0,
+            self.budget,
+        )
 
     def __str__(self) -> str:
         return f"{self.model} | {self.data} | {self.budget}"
@@ -450,10 +456,13 @@ def build_table(
     rows, organ_rows = [], []
     for arm in arms:
         ref = arm.replace(**reference)
-        row: dict = {**arm.__dict__, "seeds": len(seeds[arm]),
-                     "images": len(next(iter(seeds[arm].values()))),
-                     **training_columns(by_arm[arm], plateau),
-                     "reference": "" if ref not in seeds else ("self" if ref == arm else str(ref))}  # fmt: skip
+        row: dict = {
+            **arm.__dict__,
+            "seeds": len(seeds[arm]),
+            "images": len(next(iter(seeds[arm].values()))),
+            **training_columns(by_arm[arm], plateau),
+            "reference": "" if ref not in seeds else ("self" if ref == arm else str(ref)),
+        }
         for metric in metrics:
             per_seed = [
                 np.mean([r[metric] for r in images.values()]) for images in seeds[arm].values()
@@ -469,9 +478,12 @@ def build_table(
             difference = (math.nan, math.nan, math.nan, 0)
             if ref in seeds and ref != arm:
                 difference = paired_difference(
-                    _image_means(seeds[arm], metric), _image_means(seeds[ref], metric),
-                    n_bootstrap, bootstrap_seed, level,
-                )  # fmt: skip
+                    _image_means(seeds[arm], metric),
+                    _image_means(seeds[ref], metric),
+                    n_bootstrap,
+                    bootstrap_seed,
+                    level,
+                )
             for suffix, value in zip(("diff", "diff_low", "diff_high"), difference[:3]):
                 row[f"{metric}_{suffix}"] = value
             row["paired_images"] = difference[3] if ref != arm else row["images"]
@@ -527,8 +539,12 @@ def _missing_seeds(entry: dict, runs: list[Run]) -> Missing:
     missing = [int(s) for s in entry["seeds"] if int(s) not in present]
     what = ", ".join(f"{k}={v}" for k, v in fields.items()) or "every arm"
     commands = [_fill(entry["command"], {**fields, "seed": s}) for s in missing]
-    return Missing(what, tuple(f"seed {s}" for s in missing), len(entry["seeds"]),
-                   tuple(dict.fromkeys(commands)))  # fmt: skip
+    return Missing(
+        what,
+        tuple(f"seed {s}" for s in missing),
+        len(entry["seeds"]),
+        tuple(dict.fromkeys(commands)),
+    )
 
 
 def _missing_trials(entry: dict, base: Path) -> Missing:
@@ -536,8 +552,10 @@ def _missing_trials(entry: dict, base: Path) -> Missing:
     if "runs" not in entry:
         raise ValueError(f"expected entry {entry}: a sweep entry needs 'runs' (its folder)")
     sweep, folder = base / entry["sweep"], base / entry["runs"]
-    labels = [trial_label(t) for t in expand_trials(load_sweep(sweep), entry.get("count"),
-                                                    entry.get("seed", 0))]  # fmt: skip
+    labels = [
+        trial_label(t)
+        for t in expand_trials(load_sweep(sweep), entry.get("count"), entry.get("seed", 0))
+    ]
     missing = [label for label in labels if not is_finished(folder / label)]
     command = entry.get("command") or (
         f"histo-gan sweep {_repo_relative(sweep)} --parallel 2 && "
@@ -562,13 +580,20 @@ def missing_markdown(missing: list[Missing]) -> str:
     absent = sum(len(m.items) for m in missing)
     if not absent:
         return f"All {total} expected runs are finished.\n"
-    lines = [f"{absent} of {total} expected runs are missing; the tables hold the finished "
-             "runs only. Each command below finishes what its entry lacks.", ""]  # fmt: skip
+    lines = [
+        f"{absent} of {total} expected runs are missing; the tables hold the finished "
+        "runs only. Each command below finishes what its entry lacks.",
+        "",
+    ]
     for entry in missing:
         if not entry.items:
             continue
-        lines += [f"## {entry.what}: {len(entry.items)} of {entry.expected} missing", "",
-                  ", ".join(entry.items), ""]  # fmt: skip
+        lines += [
+            f"## {entry.what}: {len(entry.items)} of {entry.expected} missing",
+            "",
+            ", ".join(entry.items),
+            "",
+        ]
         lines += [f"    {command}" for command in entry.commands] + [""]
     return "\n".join(lines)
 
@@ -605,9 +630,12 @@ def plateau_sentence(plateau: dict | None) -> str:
 
 
 def markdown_table(
-    rows: list[dict], metrics: list[str], reference: dict, bootstrap: dict,
+    rows: list[dict],
+    metrics: list[str],
+    reference: dict,
+    bootstrap: dict,
     plateau: dict | None = None,
-) -> str:  # fmt: skip
+) -> str:
     """The main table: budget, plateau, ``mean ± spread`` and ``difference [low, high]``."""
     rule = ", ".join(f"{k}={v}" for k, v in reference.items())
     header = ["model", "data", "budget", "seeds", "images", "steps x batch", "plateau", "fit min"]
@@ -626,8 +654,16 @@ def markdown_table(
     for row in rows:
         steps = f"{row['train_steps']} x {row['batch_size']}" if row["train_steps"] else ""
         minutes = "" if math.isnan(row["fit_minutes"]) else f"{row['fit_minutes']:.1f}"
-        cells = [row["model"], row["data"], row["budget"], str(row["seeds"]), str(row["images"]),
-                 steps, row["plateau"], minutes]  # fmt: skip
+        cells = [
+            row["model"],
+            row["data"],
+            row["budget"],
+            str(row["seeds"]),
+            str(row["images"]),
+            steps,
+            row["plateau"],
+            minutes,
+        ]
         for metric in metrics:
             spread = _fmt(row[f"{metric}_spread"])
             cells.append(_fmt(row[f"{metric}_mean"]) + (f" ± {spread}" if spread else ""))
@@ -685,11 +721,23 @@ def plot_budgets(rows: list[dict], metric: str, path: Path, level: float = 0.95)
         color = colors[k % len(colors)]
         ax.plot(x, mean, marker="o", color=color, label=label)
         ax.fill_between(x, low, high, color=color, alpha=0.15, linewidth=0)
-        ax.errorbar(x, mean, yerr=[np.subtract(mean, low), np.subtract(high, mean)],
-                    color=color, ls="none", capsize=2, lw=0.8)  # fmt: skip
+        ax.errorbar(
+            x,
+            mean,
+            yerr=[np.subtract(mean, low), np.subtract(high, mean)],
+            color=color,
+            ls="none",
+            capsize=2,
+            lw=0.8,
+        )
     for k, (label, row) in enumerate(flat.items(), start=len(lines)):
-        ax.axhline(row[f"{metric}_mean"], ls="--", lw=1, color=colors[k % len(colors)],
-                   label=f"{label} (synthetic only)")  # fmt: skip
+        ax.axhline(
+            row[f"{metric}_mean"],
+            ls="--",
+            lw=1,
+            color=colors[k % len(colors)],
+            label=f"{label} (synthetic only)",
+        )
     ax.set_xscale("log", base=2)
     ax.set_xticks(budgets, [str(b) for b in budgets])
     ax.minorticks_off()
@@ -714,8 +762,11 @@ def plot_organs(organ_rows: list[dict], metric: str, path: Path) -> None:
     width = 0.8 / max(len(arms), 1)
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(organs)), 4))
     for k, arm in enumerate(arms):
-        values = {r["organ"]: r[metric] for r in organ_rows
-                  if str(Arm(r["model"], r["data"], r["budget"])) == arm}  # fmt: skip
+        values = {
+            r["organ"]: r[metric]
+            for r in organ_rows
+            if str(Arm(r["model"], r["data"], r["budget"])) == arm
+        }
         x = [j + (k - (len(arms) - 1) / 2) * width for j, o in enumerate(organs) if o in values]
         ax.bar(x, [values[o] for o in organs if o in values], width, label=arm)
     ax.set_xticks(range(len(organs)), organs, rotation=30)
@@ -754,9 +805,15 @@ def write_report(
     write_text_atomic(out / "table.md", markdown)
     write_text_atomic(out / "table.csv", _csv_text(rows))
     write_text_atomic(out / "per_organ.csv", _csv_text(organ_rows))
-    run_rows = [{**r.arm.__dict__, "seed": r.seed, "images": len(r.rows),
-                 "path": Path(os.path.relpath(r.path, base)).as_posix()}
-                for r in sorted(runs, key=lambda r: (r.arm.sort_key(), r.seed, str(r.path)))]  # fmt: skip
+    run_rows = [
+        {
+            **r.arm.__dict__,
+            "seed": r.seed,
+            "images": len(r.rows),
+            "path": Path(os.path.relpath(r.path, base)).as_posix(),
+        }
+        for r in sorted(runs, key=lambda r: (r.arm.sort_key(), r.seed, str(r.path)))
+    ]
     write_text_atomic(out / "runs.csv", _csv_text(run_rows))
     if plots:
         for metric in metrics:
@@ -776,9 +833,10 @@ def _parse_reference(text: str) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="histo-gan report", description="Comparison tables and plots from test runs.",
+        prog="histo-gan report",
+        description="Comparison tables and plots from test runs.",
         epilog="The arm, reference and statistics rules: see `python -m pydoc histo_gan.report`.",
-    )  # fmt: skip
+    )
     parser.add_argument("runs", nargs="*", type=Path, help="run folders or folders above them")
     parser.add_argument("--protocol", type=Path, help="protocol YAML (runs, out, metrics, ...)")
     parser.add_argument("--out", type=Path, help="output folder")
@@ -805,9 +863,11 @@ def main(argv: list[str] | None = None) -> int:
     metrics = (
         args.metrics.split(",") if args.metrics else list(protocol.get("metrics", DEFAULT_METRICS))
     )
-    reference = _parse_reference(args.reference) if args.reference else dict(
-        protocol.get("reference", {"data": "real"})
-    )  # fmt: skip
+    reference = (
+        _parse_reference(args.reference)
+        if args.reference
+        else dict(protocol.get("reference", {"data": "real"}))
+    )
     bootstrap = {"n": 2000, "seed": 0, "level": 0.95, **protocol.get("bootstrap", {})}
     if args.n_bootstrap is not None:
         bootstrap["n"] = args.n_bootstrap
@@ -820,8 +880,9 @@ def main(argv: list[str] | None = None) -> int:
     if not runs and expected is None:
         raise ValueError(f"no run folders with test_metrics.json under {[str(p) for p in paths]}")
     missing = missing_runs(expected, runs, base) if expected is not None else None
-    _, markdown = write_report(runs, out, metrics, reference, bootstrap, base,
-                               not args.no_plots, plateau, missing)  # fmt: skip
+    _, markdown = write_report(
+        runs, out, metrics, reference, bootstrap, base, not args.no_plots, plateau, missing
+    )
     print(markdown)
     if missing is not None:
         print(missing_markdown(missing))

@@ -110,12 +110,16 @@ def main(argv: list[str] | None = None) -> int:
     }
     command = [
         "predict",
-        "--config", str(config),
-        "--ckpt_path", str(checkpoint),
-        "--data.predict_source", "histo_gan.data.ImageFolder",
-        "--data.predict_source.root", str(args.images),
+        "--config",
+        str(config),
+        "--ckpt_path",
+        str(checkpoint),
+        "--data.predict_source",
+        "histo_gan.data.ImageFolder",
+        "--data.predict_source.root",
+        str(args.images),
         f"--trainer.callbacks={json.dumps([writer])}",
-    ]  # fmt: skip
+    ]
     if names:
         command.append(f"--data.predict_source.exclude={json.dumps(names)}")
     with warnings.catch_warnings():
@@ -135,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     if skipped:
         listing.write_text("".join(f"{skipped[name]}\n" for name in names))
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-        print(f"histo-gan segment: skipped {len(names)} unreadable image"
-              f"{'s' if len(names) > 1 else ''} (listed in {listing}): {shown}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"histo-gan segment: skipped {len(names)} unreadable image"
+            f"{'s' if len(names) > 1 else ''} (listed in {listing}): {shown}",
+            file=sys.stderr,
+        )
     return 0

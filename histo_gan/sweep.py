@@ -168,8 +168,12 @@ def _start(trial: Trial, threads: int | None, to_log: bool) -> tuple[subprocess.
             f"# attempt at {time.strftime('%Y-%m-%d %H:%M:%S')}: {shlex.join(trial.command)}\n"
         )
         log.flush()
-    process = subprocess.Popen(trial.command, env=trial_env(trial, threads), stdout=log,
-                               stderr=subprocess.STDOUT if log else None)  # fmt: skip
+    process = subprocess.Popen(
+        trial.command,
+        env=trial_env(trial, threads),
+        stdout=log,
+        stderr=subprocess.STDOUT if log else None,
+    )
     return process, log
 
 
@@ -286,8 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=None, help="number of trials")
     parser.add_argument("--seed", type=int, default=0, help="seed of random search")
     parser.add_argument("--parallel", type=int, default=1, help="trials at a time (1)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="OMP/MKL/OpenBLAS threads of each trial (1 with --parallel > 1)")  # fmt: skip
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="OMP/MKL/OpenBLAS threads of each trial (1 with --parallel > 1)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
     args = parser.parse_args(argv)
     if args.parallel < 1:
@@ -318,8 +326,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        codes = run_trials([t for t in trials if not t.summary.exists()], args.parallel,
-                           threads, console)  # fmt: skip
+        codes = run_trials(
+            [t for t in trials if not t.summary.exists()], args.parallel, threads, console
+        )
     except KeyboardInterrupt:
         console.print(
             "[red]sweep stopped: its running trials were stopped; start it again to resume[/red]"

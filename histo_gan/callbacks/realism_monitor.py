@@ -70,11 +70,14 @@ class RealismMonitor(L.Callback):
         if not isinstance(pl_module, Synthesizer) or self._captured() >= self.num_patches:
             return
         keep = self.num_patches - self._captured()
-        self._batches.append({
-            k: v[:keep].detach().cpu() if isinstance(v, torch.Tensor) else
-            (v[:keep] if isinstance(v, list) else v)
-            for k, v in batch.items()
-        })  # fmt: skip
+        self._batches.append(
+            {
+                k: v[:keep].detach().cpu()
+                if isinstance(v, torch.Tensor)
+                else (v[:keep] if isinstance(v, list) else v)
+                for k, v in batch.items()
+            }
+        )
         if "real" in batch:
             self._real.append(batch["real"][:keep].detach().cpu())
 
@@ -82,7 +85,9 @@ class RealismMonitor(L.Callback):
         self._validation = []
         self._rng = np.random.default_rng(self.seed)
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:  # fmt: skip
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
         if self._real or not isinstance(pl_module, Synthesizer) or trainer.sanity_checking:
             return
         # num_patches crops per whole image: enough even when there is a single one
@@ -102,10 +107,16 @@ class RealismMonitor(L.Callback):
         rng = np.random.default_rng(self.seed + 1)
         was_training = pl_module.training
         pl_module.eval()
-        synthetic = np.concatenate([
-            _crops(pl_module.synthesize(self._on(batch, pl_module.device))["image"], self.patch_size, rng)
-            for batch in self._batches
-        ])  # fmt: skip
+        synthetic = np.concatenate(
+            [
+                _crops(
+                    pl_module.synthesize(self._on(batch, pl_module.device))["image"],
+                    self.patch_size,
+                    rng,
+                )
+                for batch in self._batches
+            ]
+        )
         pl_module.train(was_training)
         if self._real:
             real = _crops(torch.cat(self._real), self.patch_size, rng)

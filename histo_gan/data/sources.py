@@ -336,9 +336,13 @@ class GeneratedMasks(ImageSource):
         label = self.generator(np.random.default_rng([self.seed, index]), self.size)
         image = np.zeros((self.size, self.size, 3), np.uint8)
         return LabeledImage(
-            image, label, self.image_ids[index], is_synthetic=True, source="generated",
+            image,
+            label,
+            self.image_ids[index],
+            is_synthetic=True,
+            source="generated",
             meta={"seed": self.seed, "index": index},
-        )  # fmt: skip
+        )
 
 
 class GeneratedInitialPatches(ImageSource):
@@ -384,9 +388,14 @@ class GeneratedInitialPatches(ImageSource):
     def load(self, index: int) -> LabeledImage:
         image, label, meta = self._built().sample(index)
         return LabeledImage(
-            image, label, self.image_ids[index], organ=meta.get("organ", UNKNOWN_ORGAN),
-            source="generated", is_synthetic=True, meta=meta,
-        )  # fmt: skip
+            image,
+            label,
+            self.image_ids[index],
+            organ=meta.get("organ", UNKNOWN_ORGAN),
+            source="generated",
+            is_synthetic=True,
+            meta=meta,
+        )
 
 
 class BundledSample(LabelMapFolder):

@@ -209,8 +209,11 @@ def check_manifest(root: Path) -> ManifestCheck:
     for _, entry in parsed:
         if counts[str(entry["id"])] > 1:
             continue
-        missing = [entry[k] for k in ("image", "label", "type") if k in entry
-                   and not (root / entry[k]).is_file()]  # fmt: skip
+        missing = [
+            entry[k]
+            for k in ("image", "label", "type")
+            if k in entry and not (root / entry[k]).is_file()
+        ]
         check.problems.extend(f"{name} is listed but missing" for name in missing)
         if not missing:
             check.entries.append(entry)
@@ -317,10 +320,13 @@ class SyntheticDatasetWriter:
             if recorded.get(key) != self.metadata.get(key)
         }
         grown = {
-            key for key, (old, new) in differences.items()
-            if key in self.grow and isinstance(old, int | float) and isinstance(new, int | float)
+            key
+            for key, (old, new) in differences.items()
+            if key in self.grow
+            and isinstance(old, int | float)
+            and isinstance(new, int | float)
             and new >= old
-        }  # fmt: skip
+        }
         refused = {k: v for k, v in differences.items() if k not in grown}
         if refused:
             listed = "; ".join(

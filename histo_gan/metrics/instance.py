@@ -45,8 +45,18 @@ __all__ = [
 
 # Scores that are ratios of sums and therefore have an ``aggregate`` (dataset) version.
 AGGREGATABLE = (
-    "dice", "dice2", "dice_avg", "aji", "aji_plus", "dq", "sq", "pq", "f1", "precision", "recall",
-)  # fmt: skip
+    "dice",
+    "dice2",
+    "dice_avg",
+    "aji",
+    "aji_plus",
+    "dq",
+    "sq",
+    "pq",
+    "f1",
+    "precision",
+    "recall",
+)
 
 
 @dataclass

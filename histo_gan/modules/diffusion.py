@@ -60,8 +60,15 @@ from histo_gan.types import SynthesisPrediction, TrainBatch, to_signed, to_unit
 
 __all__ = ["DiffusionModule", "LinearWarmup", "MaskCondition"]
 
-COMPONENTS = ["denoiser", "condition", "noise_scheduler", "sampler", "optimizer", "lr_schedule",
-              "predictor"]  # fmt: skip
+COMPONENTS = [
+    "denoiser",
+    "condition",
+    "noise_scheduler",
+    "sampler",
+    "optimizer",
+    "lr_schedule",
+    "predictor",
+]
 
 # The noise-schedule options a sampler takes over from the training scheduler.
 SCHEDULE_KEYS = (
@@ -237,9 +244,12 @@ class DiffusionModule(SynthesizerEvaluation, NamedUpdates, CheckpointedState, L.
         self.ema = None
         if ema_decay is not None:
             self.ema = EMAModel(
-                self.denoiser.parameters(), decay=ema_decay, use_ema_warmup=ema_warmup,
-                inv_gamma=ema_inv_gamma, power=ema_power,
-            )  # fmt: skip
+                self.denoiser.parameters(),
+                decay=ema_decay,
+                use_ema_warmup=ema_warmup,
+                inv_gamma=ema_inv_gamma,
+                power=ema_power,
+            )
             self.register_state("ema", self.ema)
         self.denoiser_optimizer = optimizer or partial(
             torch.optim.AdamW, lr=1e-4, weight_decay=1e-2
@@ -319,10 +329,14 @@ class DiffusionModule(SynthesizerEvaluation, NamedUpdates, CheckpointedState, L.
         """``float32`` ``(B, 3, H, W)`` standard normal noise, sample ``k`` seeded by
         ``(sample_seed, image_ids[k])``, on the module's device."""
         noise = [
-            torch.randn((3, *shape), generator=torch.Generator().manual_seed(
-                _seed("sample", self.hparams.sample_seed, image_id)))
+            torch.randn(
+                (3, *shape),
+                generator=torch.Generator().manual_seed(
+                    _seed("sample", self.hparams.sample_seed, image_id)
+                ),
+            )
             for image_id in image_ids
-        ]  # fmt: skip
+        ]
         return torch.stack(noise).to(self.device)
 
     def _guided(self, x: torch.Tensor, t: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:

@@ -199,8 +199,13 @@ def _file_digests(folder: Path, files) -> dict:
 
 def dataset_metadata(args) -> dict:
     """Everything that determines the dataset's content, as recorded in ``dataset.json``."""
-    metadata = {"method": args.method, "seed": args.seed, "size": args.size, "n": args.n,
-                "source": _file_digests(args.source, ImageFolder(args.source).image_files)}  # fmt: skip
+    metadata = {
+        "method": args.method,
+        "seed": args.seed,
+        "size": args.size,
+        "n": args.n,
+        "source": _file_digests(args.source, ImageFolder(args.source).image_files),
+    }
     if args.method in METHODS_WITH_MASKS:
         masks = _masks_dir(args)
         files = sorted(p for p in masks.glob("*") if p.suffix.lower() in LABEL_SUFFIXES)
@@ -274,8 +279,10 @@ def _synthesize_into(writer: SyntheticDatasetWriter, synthesis: Synthesis, args)
 
     if writer.previous_holder:
         holder = writer.previous_holder
-        print(f"{args.out}: took over the lock of pid {holder['pid']} on {holder['host']}, "
-              "which stopped without releasing it")  # fmt: skip
+        print(
+            f"{args.out}: took over the lock of pid {holder['pid']} on {holder['host']}, "
+            "which stopped without releasing it"
+        )
     if writer.repaired:
         print(f"{args.out}: repaired: {'; '.join(writer.repaired)}")
     todo = [i for i in range(args.n) if f"{i:06d}" not in writer.completed_ids]

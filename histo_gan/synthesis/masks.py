@@ -197,9 +197,11 @@ def _shapes_from_label_maps(label_maps: Sequence[np.ndarray], min_area: int) -> 
                 continue
             mask = label[box] == index
             touches_border = (
-                box[0].start == 0 or box[1].start == 0
-                or box[0].stop == label.shape[0] or box[1].stop == label.shape[1]
-            )  # fmt: skip
+                box[0].start == 0
+                or box[1].start == 0
+                or box[0].stop == label.shape[0]
+                or box[1].stop == label.shape[1]
+            )
             if mask.sum() >= min_area and not touches_border:
                 shapes.append(mask)
     return shapes

@@ -18,11 +18,13 @@ CONFIG = "conf/experiment/baseline_unet_tiny.yaml"
 def trained(tmp_path_factory, repo_root):
     out = tmp_path_factory.mktemp("baseline")
     common = [
-        "--config", str(repo_root / CONFIG),
+        "--config",
+        str(repo_root / CONFIG),
         "--trainer.logger=[{class_path: lightning.pytorch.loggers.CSVLogger, init_args: {save_dir: runs}}]",
-        f"--trainer.default_root_dir={out}", "--name=run",
+        f"--trainer.default_root_dir={out}",
+        "--name=run",
         "--trainer.callbacks=[{class_path: histo_gan.callbacks.RunCheckpoint}]",
-    ]  # fmt: skip
+    ]
     main(["fit", *common, "--trainer.max_epochs=2", "--data.patches_per_epoch=24"])
     return out, common
 
@@ -65,8 +67,20 @@ def test_test_and_predict_and_evaluate_agree(trained, capsys):
     truth = BundledSample().load(BundledSample().image_ids.index(test_id)).label
     assert predicted.shape == truth.shape and predicted.max() > 0
 
-    assert main(["evaluate", "--pred", str(predictions), "--gt", str(bundled_sample_dir() / "labels"),
-                 "--out", str(out / "eval")]) == 2  # the other five crops have no prediction  # fmt: skip
+    assert (
+        main(
+            [
+                "evaluate",
+                "--pred",
+                str(predictions),
+                "--gt",
+                str(bundled_sample_dir() / "labels"),
+                "--out",
+                str(out / "eval"),
+            ]
+        )
+        == 2
+    )  # the other five crops have no prediction
     only = out / "gt_test"
     only.mkdir()
     (only / f"{test_id}.png").write_bytes(

@@ -18,9 +18,19 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = str(REPO / "conf" / "experiment" / "baseline_unet_tiny.yaml")
 EPOCHS, STEPS_PER_EPOCH, KILLS = 3, 2, 4
-FIT = [sys.executable, "-m", "histo_gan.cli", "fit", "--config", CONFIG, "--trainer.logger=false",
-       f"--trainer.max_epochs={EPOCHS}", f"--data.patches_per_epoch={6 * STEPS_PER_EPOCH}",
-       "--data.batch_size=6", "--trainer.enable_progress_bar=false"]  # fmt: skip
+FIT = [
+    sys.executable,
+    "-m",
+    "histo_gan.cli",
+    "fit",
+    "--config",
+    CONFIG,
+    "--trainer.logger=false",
+    f"--trainer.max_epochs={EPOCHS}",
+    f"--data.patches_per_epoch={6 * STEPS_PER_EPOCH}",
+    "--data.batch_size=6",
+    "--trainer.enable_progress_bar=false",
+]
 
 
 def run_folders(cwd: Path) -> list[Path]:

@@ -21,8 +21,10 @@ def _fit(tmp_path, monkeypatch, *extra: str) -> dict:
     code = main(
         [
             "fit",
-            "--config", "conf/experiment/baseline_unet_tiny.yaml",
-            "--name", "chunked",
+            "--config",
+            "conf/experiment/baseline_unet_tiny.yaml",
+            "--name",
+            "chunked",
             f"--trainer.default_root_dir={tmp_path}",
             "--trainer.max_epochs=-1",
             "--trainer.max_steps=6",
@@ -32,7 +34,7 @@ def _fit(tmp_path, monkeypatch, *extra: str) -> dict:
             "--data.patches_per_epoch=12",
             *extra,
         ]
-    )  # fmt: skip
+    )
     assert code == 0
     return json.loads(summary.read_text())
 

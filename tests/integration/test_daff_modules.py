@@ -57,10 +57,17 @@ def configs(stage: int, daff: bool) -> tuple[str, ...]:
 
 def trainer(tmp_path, callbacks=(), **budget):
     budget.setdefault("max_epochs", 1)
-    return L.Trainer(accelerator="cpu", default_root_dir=tmp_path, logger=False,
-                     enable_checkpointing=False, enable_progress_bar=False,
-                     enable_model_summary=False, num_sanity_val_steps=0,
-                     callbacks=list(callbacks), **budget)  # fmt: skip
+    return L.Trainer(
+        accelerator="cpu",
+        default_root_dir=tmp_path,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=list(callbacks),
+        **budget,
+    )
 
 
 def data(**kwargs):
@@ -159,17 +166,43 @@ def test_stage_lengths_survive_a_larger_budget():
     restored.load_state_dict(stages.state_dict())
     restored.resolve(200)  # an extended run: the switch points stay where they were
     assert restored.lengths == (10, 2) and restored.plan.names(6, start=7) == [
-        "global", "global", "global", "enhancer", "enhancer", "joint"
-    ]  # fmt: skip
+        "global",
+        "global",
+        "global",
+        "enhancer",
+        "enhancer",
+        "joint",
+    ]
 
 
 @pytest.fixture(scope="module")
 def centroids(tmp_path_factory):
     out = tmp_path_factory.mktemp("daff") / "centroids"
     sample = bundled_sample_dir()
-    assert main(["synthesize", "--method", "centroids", "--source", str(sample / "images"),
-                 "--masks", str(sample / "labels"), "--out", str(out), "--n", "4", "--size", "64",
-                 "--seed", "0", "--grid", "0"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "synthesize",
+                "--method",
+                "centroids",
+                "--source",
+                str(sample / "images"),
+                "--masks",
+                str(sample / "labels"),
+                "--out",
+                str(out),
+                "--n",
+                "4",
+                "--size",
+                "64",
+                "--seed",
+                "0",
+                "--grid",
+                "0",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -244,9 +277,20 @@ def test_fast_dev_run_under_two_process_ddp(tmp_path, repo_root, stage, daff):
     command = [sys.executable, "-m", "histo_gan.cli", "fit"]
     for config in configs(stage, daff):
         command += ["--config", config]
-    command += [f"--trainer.default_root_dir={tmp_path}", "--name=ddp", "--trainer.devices=2",
-                "--trainer.strategy=ddp_find_unused_parameters_true", "--trainer.fast_dev_run=4"]  # fmt: skip
-    result = subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=600,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))  # fmt: skip
+    command += [
+        f"--trainer.default_root_dir={tmp_path}",
+        "--name=ddp",
+        "--trainer.devices=2",
+        "--trainer.strategy=ddp_find_unused_parameters_true",
+        "--trainer.fast_dev_run=4",
+    ]
+    result = subprocess.run(
+        command,
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Trainer.fit` stopped: `max_steps=4` reached" in result.stderr + result.stdout

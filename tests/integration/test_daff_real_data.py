@@ -43,10 +43,13 @@ def test_stage2_objective_reduces_held_out_reconstruction_error(tmp_path, shared
     dm.setup("fit")
     whole = dm.val_dataloader().dataset[0]
     pairs = [  # 16 fixed 64-px crops spread over the held-out image
-        {"image": whole["image"][None, :, y : y + 64, x : x + 64], "label": whole["label"][None, y : y + 64, x : x + 64]}
+        {
+            "image": whole["image"][None, :, y : y + 64, x : x + 64],
+            "label": whole["label"][None, y : y + 64, x : x + 64],
+        }
         for y in range(100, 900, 200)
         for x in range(100, 900, 200)
-    ]  # fmt: skip
+    ]
     module = Pix2PixHDModule(
         GlobalGenerator(3, 3, base_channels=16, n_downsampling=3, n_blocks=3),
         MaskToImage(boundary_width=1),
@@ -57,9 +60,16 @@ def test_stage2_objective_reduces_held_out_reconstruction_error(tmp_path, shared
         lr_schedule=ConstantRate(),
     )
     before = held_out_error(module, pairs)
-    trainer = L.Trainer(accelerator="cpu", max_epochs=3, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False,
-                        limit_val_batches=0, default_root_dir=tmp_path)  # fmt: skip
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=3,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(module, dm)
     after = held_out_error(module, pairs)
     print(f"held-out L1: {before:.4f} -> {after:.4f} ({before / after:.2f}x)")

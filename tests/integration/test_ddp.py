@@ -11,8 +11,14 @@ import pytest
 
 CONFIG = "conf/experiment/baseline_unet_tiny.yaml"
 # 6 crops: 1 val, 3 test images, so one of the two processes gets a padding item at test time.
-SPLIT = ["--data.split", "histo_gan.data.RandomSplit", "--data.split.val_fraction", "0.2",
-         "--data.split.test_fraction", "0.5"]  # fmt: skip
+SPLIT = [
+    "--data.split",
+    "histo_gan.data.RandomSplit",
+    "--data.split.val_fraction",
+    "0.2",
+    "--data.split.test_fraction",
+    "0.5",
+]
 
 
 def cli(repo_root, out, name, subcommand, *args):
@@ -46,8 +52,17 @@ def cli(repo_root, out, name, subcommand, *args):
 @pytest.mark.slow
 def test_ddp_metrics_equal_single_process(tmp_path, repo_root):
     checkpoint = "--trainer.callbacks=[{class_path: histo_gan.callbacks.RunCheckpoint}]"
-    cli(repo_root, tmp_path, "fit", "fit", checkpoint, "--trainer.strategy=ddp", "--trainer.devices=2",
-        "--trainer.max_epochs=1", "--data.patches_per_epoch=24")  # fmt: skip
+    cli(
+        repo_root,
+        tmp_path,
+        "fit",
+        "fit",
+        checkpoint,
+        "--trainer.strategy=ddp",
+        "--trainer.devices=2",
+        "--trainer.max_epochs=1",
+        "--data.patches_per_epoch=24",
+    )
     common = [
         "--trainer.callbacks=[]",
         "--ckpt_path",

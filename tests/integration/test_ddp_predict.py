@@ -37,11 +37,18 @@ def tiny_segmenter() -> SegmenterModule:
 
 def predict(out: Path, images: Path, devices: int) -> None:
     module = tiny_segmenter()
-    trainer = L.Trainer(accelerator="cpu", devices=devices, logger=False, default_root_dir=out,
-                        strategy="ddp_spawn" if devices > 1 else "auto",
-                        enable_progress_bar=False, callbacks=[RecordingWriter(out)])  # fmt: skip
-    trainer.predict(module, HistoDataModule(predict_source=ImageFolder(images)),
-                    return_predictions=False)  # fmt: skip
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=devices,
+        logger=False,
+        default_root_dir=out,
+        strategy="ddp_spawn" if devices > 1 else "auto",
+        enable_progress_bar=False,
+        callbacks=[RecordingWriter(out)],
+    )
+    trainer.predict(
+        module, HistoDataModule(predict_source=ImageFolder(images)), return_predictions=False
+    )
 
 
 @pytest.mark.slow

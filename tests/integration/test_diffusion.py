@@ -24,10 +24,15 @@ SIZE = 32
 def tiny_unet(condition_channels: int = 4):
     torch.manual_seed(0)
     return diffusers.UNet2DModel(
-        sample_size=SIZE, in_channels=3 + condition_channels, out_channels=3,
-        block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4,
-        down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
-    )  # fmt: skip
+        sample_size=SIZE,
+        in_channels=3 + condition_channels,
+        out_channels=3,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        norm_num_groups=4,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+    )
 
 
 def tiny_module(**kwargs) -> DiffusionModule:
@@ -38,18 +43,28 @@ def tiny_module(**kwargs) -> DiffusionModule:
 
 def datamodule(**kwargs) -> HistoDataModule:
     masks = GeneratedMasks(RandomPolygonMasks(max_overlap=0.1), n=6, size=SIZE, seed=1)
-    kwargs = {"patch_size": SIZE, "patches_per_epoch": 8, "batch_size": 4, "predict_source": masks,
-              **kwargs}  # fmt: skip
+    kwargs = {
+        "patch_size": SIZE,
+        "patches_per_epoch": 8,
+        "batch_size": 4,
+        "predict_source": masks,
+        **kwargs,
+    }
     return HistoDataModule(**kwargs)
 
 
 def trainer(root, epochs: int, callbacks=()) -> L.Trainer:
     """2 steps an epoch (8 patches, batch 4)."""
     return L.Trainer(
-        max_epochs=epochs, accelerator="cpu", default_root_dir=root,
-        logger=False, limit_val_batches=0, enable_progress_bar=False,
-        enable_model_summary=False, callbacks=list(callbacks),
-    )  # fmt: skip
+        max_epochs=epochs,
+        accelerator="cpu",
+        default_root_dir=root,
+        logger=False,
+        limit_val_batches=0,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=list(callbacks),
+    )
 
 
 def two_nuclei() -> torch.Tensor:
@@ -183,9 +198,13 @@ def test_predict_exports_pairs_that_the_datamodule_loads(tmp_path):
     data = datamodule()
     trainer(tmp_path, 1).fit(module, data)
     root = tmp_path / "pairs"
-    export = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False,
-                       default_root_dir=tmp_path,
-                       callbacks=[SyntheticExport(root, method="diffusion")])  # fmt: skip
+    export = L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        default_root_dir=tmp_path,
+        callbacks=[SyntheticExport(root, method="diffusion")],
+    )
     export.predict(module, data, return_predictions=False)
     exported = SyntheticFolder(root)
     assert len(exported) == 6
@@ -200,8 +219,13 @@ def test_predict_exports_pairs_that_the_datamodule_loads(tmp_path):
     pixels = (expected[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     assert np.abs(pixels.astype(int) - first.image.astype(int)).max() <= 1
     # and it is a training set like any other synthetic set
-    loader = HistoDataModule(synthetic=SyntheticFolder(root), synthetic_ratio=1.0,
-                             patch_size=SIZE, patches_per_epoch=4, batch_size=4)  # fmt: skip
+    loader = HistoDataModule(
+        synthetic=SyntheticFolder(root),
+        synthetic_ratio=1.0,
+        patch_size=SIZE,
+        patches_per_epoch=4,
+        batch_size=4,
+    )
     loader.setup("fit")
     batch = next(iter(loader.train_dataloader()))
     assert batch["image"].shape == (4, 3, SIZE, SIZE) and bool(batch["is_synthetic"].all())
@@ -219,9 +243,14 @@ def test_validation_samples_with_heldout_steps_and_export_with_sampling_steps(tm
     steps = []
     set_timesteps = module.sampler.set_timesteps
     module.sampler.set_timesteps = lambda n, **kw: (steps.append(n), set_timesteps(n, **kw))
-    validate = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False,
-                         limit_val_batches=1, enable_model_summary=False,
-                         default_root_dir=tmp_path)  # fmt: skip
+    validate = L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        limit_val_batches=1,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     metrics = validate.validate(module, datamodule(patch_size=SIZE), verbose=False)[0]
     assert steps == [1] and 0 < metrics["val/l1"] < 1
     module.synthesize({"label": two_nuclei(), "image_id": ["a", "b"]})

@@ -15,8 +15,12 @@ from histo_gan.cli import main
 REPO = Path(__file__).resolve().parents[2]
 UNET = str(REPO / "conf" / "experiment" / "baseline_unet_tiny.yaml")
 CGAN = str(REPO / "conf" / "experiment" / "mahmood_cgan_tiny.yaml")
-TINY = ["--trainer.max_epochs=2", "--data.patches_per_epoch=12", "--data.batch_size=6",
-        "--trainer.logger=false"]  # fmt: skip
+TINY = [
+    "--trainer.max_epochs=2",
+    "--data.patches_per_epoch=12",
+    "--data.batch_size=6",
+    "--trainer.logger=false",
+]
 ONLY_THE_CHECKPOINT_GUARD = (
     "--trainer.callbacks+={class_path: histo_gan.callbacks.DivergenceGuard, "
     "init_args: {every_n_steps: 1000, metrics: []}}"
@@ -28,7 +32,7 @@ CASES = {
         UNET,
         ["--model.init_args.optimizer=torch.optim.SGD", "--model.init_args.optimizer.lr=1e3"],
         "diverged",
-    ),  # fmt: skip
+    ),
     "cgan_manual_optimisation": (CGAN, ["--model.init_args.lambda_l1=1e39"], "train/loss"),
     "checkpoint_guard_alone": (
         UNET,
@@ -45,8 +49,11 @@ def test_divergence_stops_the_run_and_saves_nothing_non_finite(tmp_path, monkeyp
     assert main(["fit", "--config", config, *TINY, *args]) == 1
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("histo-gan")]
     assert len(lines) == 1 and lines[0].startswith("histo-gan fit: error: "), lines
-    assert expected in lines[0] and "step" in lines[0] and ("nan" in lines[0] or "inf" in lines[0]
-                                                            or "not finite" in lines[0])  # fmt: skip
+    assert (
+        expected in lines[0]
+        and "step" in lines[0]
+        and ("nan" in lines[0] or "inf" in lines[0] or "not finite" in lines[0])
+    )
     for checkpoint in tmp_path.glob("runs/*/version_*/checkpoints/*.ckpt"):
         state = torch.load(checkpoint, weights_only=False)["state_dict"]
         assert first_non_finite(state.items()) is None, checkpoint

@@ -23,8 +23,10 @@ def test_batch_size_zero_on_the_command_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert fit("--data.batch_size", "0") == 2
     error = capsys.readouterr().err
-    assert "histo-gan fit: error: data.batch_size 0 (set on the command line): must be an " \
-           "integer of at least 1" in error  # fmt: skip
+    assert (
+        "histo-gan fit: error: data.batch_size 0 (set on the command line): must be an "
+        "integer of at least 1" in error
+    )
     assert "Traceback" not in error and not os.listdir(tmp_path)  # no run folder
 
 
@@ -51,9 +53,14 @@ def test_patch_size_larger_than_the_images_names_the_image(tmp_path, monkeypatch
 
 @pytest.mark.parametrize(
     ("setting", "value"),
-    [("batch_size", 0), ("patches_per_epoch", 0), ("patch_size", -8), ("num_workers", -1),
-     ("synthetic_ratio", 1.5)],
-)  # fmt: skip
+    [
+        ("batch_size", 0),
+        ("patches_per_epoch", 0),
+        ("patch_size", -8),
+        ("num_workers", -1),
+        ("synthetic_ratio", 1.5),
+    ],
+)
 def test_the_datamodule_refuses_settings_that_cannot_work(setting, value):
     with pytest.raises(SettingError, match=rf"^data\.{setting} {value}: "):
         HistoDataModule(**{setting: value})

@@ -29,10 +29,18 @@ class StopAfterFirstEpoch(L.Callback):
 
 
 def run(tmp_path, module, datamodule, ckpt_path=None, callbacks=(), **budget):
-    trainer = L.Trainer(accelerator="cpu", default_root_dir=tmp_path, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
-                        callbacks=list(callbacks), **budget)  # fmt: skip
+    trainer = L.Trainer(
+        accelerator="cpu",
+        default_root_dir=tmp_path,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        callbacks=list(callbacks),
+        **budget,
+    )
     trainer.fit(module, datamodule, ckpt_path=ckpt_path)
     return trainer
 
@@ -54,8 +62,14 @@ def test_extending_a_finished_run_trains_at_the_rate_the_schedule_gives(tmp_path
 
     torch.manual_seed(0)
     extended, record = tiny_cgan(), RecordRates()
-    run(tmp_path, extended, cgan_data(), ckpt_path=tmp_path / "two.ckpt", callbacks=[record],
-        max_epochs=3)  # fmt: skip
+    run(
+        tmp_path,
+        extended,
+        cgan_data(),
+        ckpt_path=tmp_path / "two.ckpt",
+        callbacks=[record],
+        max_epochs=3,
+    )
     expected = 2e-4 * LinearDecay(0.5).factor(Progress(3, 3, 1.0))
     assert expected > 0
     assert [epoch for epoch, _ in record.rates] == [2, 2]  # only the added epoch ran
@@ -79,8 +93,14 @@ def test_rate_stays_within_zero_and_initial_under_a_step_budget(tmp_path):
 
 def test_cyclegan_stopped_and_resumed_equals_an_uninterrupted_run(tmp_path, masks):  # noqa: F811
     def data():
-        return HistoDataModule(synthetic=SyntheticFolder(masks), synthetic_ratio=1.0,
-                               unpaired_real=True, patch_size=64, patches_per_epoch=4, batch_size=2)  # fmt: skip
+        return HistoDataModule(
+            synthetic=SyntheticFolder(masks),
+            synthetic_ratio=1.0,
+            unpaired_real=True,
+            patch_size=64,
+            patches_per_epoch=4,
+            batch_size=2,
+        )
 
     L.seed_everything(0)
     straight = tiny_cyclegan()
@@ -109,8 +129,14 @@ def test_an_extra_stateful_helper_comes_back_with_the_pools(tmp_path, masks):  #
     extra = ReplayBuffer(4, seed=3)
     extra.push(value=torch.arange(6.0)[:, None])
     module.register_state("extra", extra)
-    data = HistoDataModule(synthetic=SyntheticFolder(masks), synthetic_ratio=1.0,
-                           unpaired_real=True, patch_size=64, patches_per_epoch=4, batch_size=2)  # fmt: skip
+    data = HistoDataModule(
+        synthetic=SyntheticFolder(masks),
+        synthetic_ratio=1.0,
+        unpaired_real=True,
+        patch_size=64,
+        patches_per_epoch=4,
+        batch_size=2,
+    )
     trainer = run(tmp_path, module, data, max_epochs=1)
     trainer.save_checkpoint(tmp_path / "m.ckpt")
     saved = torch.load(tmp_path / "m.ckpt", weights_only=False)["module_state"]

@@ -37,38 +37,86 @@ SMALL = RefinerPhases(2, 2, 1, 2, 2, 1, 1, 2, 1)
 
 def tiny_networks(use_reference=True):
     return dict(
-        refiner=ReferenceRefiner(base_channels=8, texture_channels=8, texture_convs=2, blocks=1,
-                                 use_reference=use_reference),
-        discriminator=PairDiscriminator(base_channels=8, texture_channels=8, texture_convs=2,
-                                        convs_per_stage=1, use_reference=use_reference),
+        refiner=ReferenceRefiner(
+            base_channels=8,
+            texture_channels=8,
+            texture_convs=2,
+            blocks=1,
+            use_reference=use_reference,
+        ),
+        discriminator=PairDiscriminator(
+            base_channels=8,
+            texture_channels=8,
+            texture_convs=2,
+            convs_per_stage=1,
+            use_reference=use_reference,
+        ),
         segmentation_head=SegmentationHead(SmpUnet("resnet18", 3, (16, 8, 4)), boundary_width=1),
-    )  # fmt: skip
+    )
 
 
 def tiny(cls=HardExampleRefinerModule, phases=SMALL, use_reference=True, **kwargs):
-    return cls(**tiny_networks(use_reference), phases=phases, history_size=6,
-               sliding_window=SlidingWindow(64, 0.25, 8), **kwargs)  # fmt: skip
+    return cls(
+        **tiny_networks(use_reference),
+        phases=phases,
+        history_size=6,
+        sliding_window=SlidingWindow(64, 0.25, 8),
+        **kwargs,
+    )
 
 
 def data(masks, **kwargs):
-    settings = dict(synthetic=SyntheticFolder(masks), synthetic_ratio=1.0, unpaired_real=True,
-                    reference="same_image", patch_size=32, patches_per_epoch=8, batch_size=2)  # fmt: skip
+    settings = dict(
+        synthetic=SyntheticFolder(masks),
+        synthetic_ratio=1.0,
+        unpaired_real=True,
+        reference="same_image",
+        patch_size=32,
+        patches_per_epoch=8,
+        batch_size=2,
+    )
     return HistoDataModule(**{**settings, **kwargs})
 
 
 def trainer(tmp_path, epochs=1, callbacks=(), **kwargs):
-    return L.Trainer(max_epochs=epochs, accelerator="cpu", default_root_dir=tmp_path,
-                     logger=L.pytorch.loggers.CSVLogger(tmp_path), enable_checkpointing=False,
-                     enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1,
-                     callbacks=list(callbacks), **kwargs)  # fmt: skip
+    return L.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        default_root_dir=tmp_path,
+        logger=L.pytorch.loggers.CSVLogger(tmp_path),
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        callbacks=list(callbacks),
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="module")
 def masks(tmp_path_factory):
     """An initial synthetic dataset of 8 64-px patches made with ``synthesize --method hou``."""
     out = tmp_path_factory.mktemp("initial") / "hou"
-    assert main(["synthesize", "--source", str(bundled_sample_dir() / "images"), "--out", str(out),
-                 "--method", "hou", "--n", "8", "--size", "64", "--seed", "1"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "synthesize",
+                "--source",
+                str(bundled_sample_dir() / "images"),
+                "--out",
+                str(out),
+                "--method",
+                "hou",
+                "--n",
+                "8",
+                "--size",
+                "64",
+                "--seed",
+                "1",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -100,8 +148,13 @@ def test_refiner_fits_and_tests_with_the_shared_metrics(tmp_path, masks, cls):
     dm = data(masks)
     t.fit(module, dm)  # 12 batches: every phase of SMALL runs
     losses = finite_train_losses(t)
-    for phase in ("generator_pretrain", "discriminator", "generator", "segmenter",
-                  "generator_hard"):  # fmt: skip
+    for phase in (
+        "generator_pretrain",
+        "discriminator",
+        "generator",
+        "segmenter",
+        "generator_hard",
+    ):
         assert f"train/{phase}/loss" in losses, phase
     assert losses["train/generator_hard/hard"] < 0  # L_hard = -L_R
     assert 0 < len(module.history) <= 6
@@ -148,9 +201,17 @@ def test_phase_sequence_is_algorithm_1(tmp_path, masks):
 
 def test_stopped_mid_phase_and_resumed_equals_an_uninterrupted_run(tmp_path, masks):
     def fit(root, module, callbacks=(), ckpt_path=None):
-        t = L.Trainer(max_epochs=2, accelerator="cpu", default_root_dir=root, logger=False,
-                      enable_checkpointing=False, enable_progress_bar=False,
-                      enable_model_summary=False, limit_val_batches=0, callbacks=list(callbacks))  # fmt: skip
+        t = L.Trainer(
+            max_epochs=2,
+            accelerator="cpu",
+            default_root_dir=root,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            limit_val_batches=0,
+            callbacks=list(callbacks),
+        )
         t.fit(module, data(masks, patches_per_epoch=14), ckpt_path=ckpt_path)  # 7 batches/epoch
         return t
 
@@ -203,8 +264,10 @@ def test_history_buffer_fills_then_replaces_and_round_trips():
     assert torch.equal(history.stored["image"].flatten().long(), history.stored["label"])
     copy = ReplayBuffer(capacity=1, seed=5)
     copy.load_state_dict(history.state_dict())
-    assert torch.equal(copy.sample(2, torch.device("cpu"))["image"],
-                       history.sample(2, torch.device("cpu"))["image"])  # fmt: skip
+    assert torch.equal(
+        copy.sample(2, torch.device("cpu"))["image"],
+        history.sample(2, torch.device("cpu"))["image"],
+    )
 
 
 def test_importance_weights_reach_the_segmenter_loss_and_only_the_segmenter():
@@ -215,19 +278,31 @@ def test_importance_weights_reach_the_segmenter_loss_and_only_the_segmenter():
     p = torch.tensor([0.5, 0.8, 0.05, 0.99])  # c·p/(1−p) = 1, 4, 0.0526, 99
     clipped = torch.tensor([1.0, 2.0, 0.2, 2.0])  # clip [0.2, 2]
     expected = clipped / clipped.mean()  # normalised over the synthetic items
-    batch = {"image": torch.rand(n, 3, 32, 32), "label": torch.randint(0, 3, (n, 32, 32)).int(),
-             "reference": torch.rand(n, 3, 32, 32), "real": torch.rand(n, 3, 32, 32),
-             "real_reference": torch.rand(n, 3, 32, 32), "weight": torch.ones(n),
-             "is_synthetic": torch.ones(n, dtype=torch.bool)}  # fmt: skip
+    batch = {
+        "image": torch.rand(n, 3, 32, 32),
+        "label": torch.randint(0, 3, (n, 32, 32)).int(),
+        "reference": torch.rand(n, 3, 32, 32),
+        "real": torch.rand(n, 3, 32, 32),
+        "real_reference": torch.rand(n, 3, 32, 32),
+        "weight": torch.ones(n),
+        "is_synthetic": torch.ones(n, dtype=torch.bool),
+    }
     data = RefinerBatch.from_batch(batch)
     weighting = ImportanceWeighting()
     torch.testing.assert_close(weighting.for_segmenter(p, data.synthetic, data.weight), expected)
 
     # mixed batch: real items keep their weight, synthetic ones normalise among themselves
-    mixed = RefinerBatch.from_batch({**batch, "is_synthetic": torch.tensor([1, 1, 0, 0]).bool(),
-                                     "weight": torch.tensor([1.0, 1.0, 0.5, 3.0])})  # fmt: skip
-    torch.testing.assert_close(weighting.for_segmenter(p, mixed.synthetic, mixed.weight),
-                               torch.tensor([2 / 3, 4 / 3, 0.5, 3.0]))  # fmt: skip
+    mixed = RefinerBatch.from_batch(
+        {
+            **batch,
+            "is_synthetic": torch.tensor([1, 1, 0, 0]).bool(),
+            "weight": torch.tensor([1.0, 1.0, 0.5, 3.0]),
+        }
+    )
+    torch.testing.assert_close(
+        weighting.for_segmenter(p, mixed.synthetic, mixed.weight),
+        torch.tensor([2 / 3, 4 / 3, 0.5, 3.0]),
+    )
 
     # the module's R loss: D's fixed logits -> these weights times R's per-sample losses
     logits = torch.logit(p)[:, None, None, None].expand(n, 1, 16, 16)
@@ -247,10 +322,16 @@ def test_importance_weights_reach_the_segmenter_loss_and_only_the_segmenter():
 def test_without_a_weighting_the_segmenter_step_and_the_export_never_run_the_discriminator():
     module = tiny(ImportanceSamplingRefinerModule, weighting=None)
     n = 2
-    batch = {"image": torch.rand(n, 3, 32, 32), "label": torch.randint(0, 3, (n, 32, 32)).int(),
-             "reference": torch.rand(n, 3, 32, 32), "real": torch.rand(n, 3, 32, 32),
-             "real_reference": torch.rand(n, 3, 32, 32), "weight": torch.tensor([1.0, 3.0]),
-             "is_synthetic": torch.ones(n, dtype=torch.bool), "image_id": ["a", "b"]}  # fmt: skip
+    batch = {
+        "image": torch.rand(n, 3, 32, 32),
+        "label": torch.randint(0, 3, (n, 32, 32)).int(),
+        "reference": torch.rand(n, 3, 32, 32),
+        "real": torch.rand(n, 3, 32, 32),
+        "real_reference": torch.rand(n, 3, 32, 32),
+        "weight": torch.tensor([1.0, 3.0]),
+        "is_synthetic": torch.ones(n, dtype=torch.bool),
+        "image_id": ["a", "b"],
+    }
 
     def no_discriminator(*args, **kwargs):
         raise AssertionError("D was run")
@@ -302,19 +383,32 @@ def test_export_is_a_weighted_synthetic_dataset_that_trains_a_segmenter(tmp_path
     folder = SyntheticFolder(exported)
     assert [folder.load(k).weight for k in range(8)] == pytest.approx(weights, abs=1e-6)
 
-    segmenter_dm = HistoDataModule(synthetic=folder, synthetic_ratio=0.5, patch_size=32,
-                                   patches_per_epoch=8, batch_size=4)  # fmt: skip
-    segmenter = SegmenterModule(SmpUnet("resnet18", 3, (16, 8, 4)), boundary_width=1,
-                                sliding_window=SlidingWindow(64, 0.25, 8))  # fmt: skip
+    segmenter_dm = HistoDataModule(
+        synthetic=folder, synthetic_ratio=0.5, patch_size=32, patches_per_epoch=8, batch_size=4
+    )
+    segmenter = SegmenterModule(
+        SmpUnet("resnet18", 3, (16, 8, 4)),
+        boundary_width=1,
+        sliding_window=SlidingWindow(64, 0.25, 8),
+    )
     t = trainer(tmp_path / "segmenter", limit_val_batches=0)
     t.fit(segmenter, segmenter_dm)
     finite_train_losses(t)
 
 
 # Every phase once: G pre-training, D pre-training, G, D, R pre-training, G hard, D, R.
-PHASES_OF_8 = [f"--model.init_args.phases.init_args.{k}=1" for k in (
-    "pretrain_generator_steps", "pretrain_discriminator_steps", "adversarial_rounds",
-    "pretrain_segmenter_steps", "joint_rounds", "generator_steps", "segmenter_steps")]  # fmt: skip
+PHASES_OF_8 = [
+    f"--model.init_args.phases.init_args.{k}=1"
+    for k in (
+        "pretrain_generator_steps",
+        "pretrain_discriminator_steps",
+        "adversarial_rounds",
+        "pretrain_segmenter_steps",
+        "joint_rounds",
+        "generator_steps",
+        "segmenter_steps",
+    )
+]
 
 
 @pytest.mark.slow
@@ -324,16 +418,30 @@ def test_fast_dev_run_under_two_process_ddp(tmp_path, repo_root, method):
     process keeps its own history buffer (seeded alike)."""
     logger = f"--trainer.logger=[{{class_path: lightning.pytorch.loggers.CSVLogger, init_args: {{save_dir: {tmp_path}, name: ddp}}}}]"
     result = subprocess.run(
-        [sys.executable, "-m", "histo_gan.cli", "fit", "--config",
-         f"conf/experiment/{method}_refiner_tiny.yaml", logger, "--trainer.callbacks=[]",
-         f"--trainer.default_root_dir={tmp_path}",  # the run folder: not the repository's runs/
-         "--trainer.strategy=ddp_find_unused_parameters_true", "--trainer.devices=2",
-         "--trainer.fast_dev_run=8", "--data.synthetic.n=16", "--data.patch_size=32",
-         "--data.batch_size=2",
-         *PHASES_OF_8],
-        cwd=repo_root, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "histo_gan.cli",
+            "fit",
+            "--config",
+            f"conf/experiment/{method}_refiner_tiny.yaml",
+            logger,
+            "--trainer.callbacks=[]",
+            f"--trainer.default_root_dir={tmp_path}",  # the run folder: not the repository's runs/
+            "--trainer.strategy=ddp_find_unused_parameters_true",
+            "--trainer.devices=2",
+            "--trainer.fast_dev_run=8",
+            "--data.synthetic.n=16",
+            "--data.patch_size=32",
+            "--data.batch_size=2",
+            *PHASES_OF_8,
+        ],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env=dict(os.environ, PYTHONUNBUFFERED="1"),
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Running in `fast_dev_run` mode: will run the requested loop using 8 batch(es)" in (
         result.stdout + result.stderr

@@ -20,8 +20,17 @@ def test_wandb_logger_runs_offline_into_the_run_folder(tmp_path, repo_root, monk
     monkeypatch.chdir(repo_root)
     monkeypatch.setenv("WANDB_MODE", "offline")
     logger = "--trainer.logger=[{class_path: lightning.pytorch.loggers.WandbLogger, init_args: {project: histo-gan-test}}]"
-    main(["fit", "--config", "conf/experiment/baseline_unet_tiny.yaml", logger,
-          f"--trainer.default_root_dir={tmp_path}", "--trainer.callbacks=[]", *TINY])  # fmt: skip
+    main(
+        [
+            "fit",
+            "--config",
+            "conf/experiment/baseline_unet_tiny.yaml",
+            logger,
+            f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.callbacks=[]",
+            *TINY,
+        ]
+    )
     run_dir = tmp_path / "baseline_unet_tiny" / "version_0"
     runs = list((run_dir / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
@@ -54,10 +63,21 @@ def test_local_sweep_runs_trials_and_resumes(tmp_path, repo_root, monkeypatch, c
         "method": "grid",
         "metric": {"name": "val/aji", "goal": "maximize"},
         "parameters": {"model.init_args.boundary_width": {"values": [1, 2]}},
-        "command": ["${env}", "histo-gan", "fit", "--config", "conf/experiment/baseline_unet_tiny.yaml",
-                    "--config", str(base), f"--trainer.default_root_dir={tmp_path / 'runs'}",
-                    "--name=trial", "--trainer.callbacks=[]", *TINY, "${args}"],
-    }  # fmt: skip
+        "command": [
+            "${env}",
+            "histo-gan",
+            "fit",
+            "--config",
+            "conf/experiment/baseline_unet_tiny.yaml",
+            "--config",
+            str(base),
+            f"--trainer.default_root_dir={tmp_path / 'runs'}",
+            "--name=trial",
+            "--trainer.callbacks=[]",
+            *TINY,
+            "${args}",
+        ],
+    }
     path = tmp_path / "tiny_sweep.yaml"
     path.write_text(yaml.safe_dump(sweep))
     out = tmp_path / "sweeps"
@@ -71,8 +91,10 @@ def test_local_sweep_runs_trials_and_resumes(tmp_path, repo_root, monkeypatch, c
     assert run_dirs == {tmp_path / "runs" / "trial" / f"version_{n}" for n in (0, 1)}
     for run_dir in run_dirs:
         assert {"config.yaml", "split.json", "summary_fit.json"} <= set(os.listdir(run_dir))
-    widths = {yaml.safe_load((d / "config.yaml").read_text())["model"]["init_args"]["boundary_width"]
-              for d in run_dirs}  # fmt: skip
+    widths = {
+        yaml.safe_load((d / "config.yaml").read_text())["model"]["init_args"]["boundary_width"]
+        for d in run_dirs
+    }
     assert widths == {1, 2}
     assert all("--model.init_args.boundary_width=" in r["command"] for r in results)
     # a second run finds every trial's summary and runs nothing again

@@ -27,8 +27,15 @@ def tiny_cyclegan(**kwargs) -> CycleGANModule:
     def discriminator():
         return PatchDiscriminator(3, base_channels=8, n_layers=2, spectral_norm=True)
 
-    return CycleGANModule(generator(), generator(), discriminator(), discriminator(), pool_size=4,
-                          sliding_window=SlidingWindow(64, 0.25, 8), **kwargs)  # fmt: skip
+    return CycleGANModule(
+        generator(),
+        generator(),
+        discriminator(),
+        discriminator(),
+        pool_size=4,
+        sliding_window=SlidingWindow(64, 0.25, 8),
+        **kwargs,
+    )
 
 
 def tiny_cgan(**kwargs) -> SpectralNormCGANSegmenterModule:
@@ -44,16 +51,40 @@ def tiny_cgan(**kwargs) -> SpectralNormCGANSegmenterModule:
 
 
 def trainer(tmp_path, epochs=1, callbacks=()):
-    return L.Trainer(max_epochs=epochs, accelerator="cpu", default_root_dir=tmp_path, logger=L.pytorch.loggers.CSVLogger(tmp_path),
-                     enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                     log_every_n_steps=1, callbacks=list(callbacks))  # fmt: skip
+    return L.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        default_root_dir=tmp_path,
+        logger=L.pytorch.loggers.CSVLogger(tmp_path),
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        callbacks=list(callbacks),
+    )
 
 
 @pytest.fixture(scope="module")
 def masks(tmp_path_factory):
     out = tmp_path_factory.mktemp("masks") / "hou"
-    assert main(["synthesize", "--source", str(bundled_sample_dir() / "images"), "--out", str(out),
-                 "--n", "8", "--size", "64", "--seed", "1"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "synthesize",
+                "--source",
+                str(bundled_sample_dir() / "images"),
+                "--out",
+                str(out),
+                "--n",
+                "8",
+                "--size",
+                "64",
+                "--seed",
+                "1",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -88,8 +119,14 @@ def test_cyclegan_fits_on_synthetic_masks_and_exports_pairs_that_train_the_segme
     tmp_path, masks
 ):
     module = tiny_cyclegan()
-    dm = HistoDataModule(synthetic=SyntheticFolder(masks), synthetic_ratio=1.0, unpaired_real=True,
-                         patch_size=64, patches_per_epoch=8, batch_size=2)  # fmt: skip
+    dm = HistoDataModule(
+        synthetic=SyntheticFolder(masks),
+        synthetic_ratio=1.0,
+        unpaired_real=True,
+        patch_size=64,
+        patches_per_epoch=8,
+        batch_size=2,
+    )
     t = trainer(tmp_path, epochs=1)
     t.fit(module, dm)
     assert_finite_losses(t)
@@ -112,8 +149,13 @@ def test_cyclegan_fits_on_synthetic_masks_and_exports_pairs_that_train_the_segme
         assert pairs[k].meta["source_ids"] == [source[k].image_id]
         assert (pairs[k].label == source[k].label).all()
 
-    segmenter_dm = HistoDataModule(synthetic=SyntheticFolder(exported), synthetic_ratio=0.5,
-                                   patch_size=64, patches_per_epoch=8, batch_size=4)  # fmt: skip
+    segmenter_dm = HistoDataModule(
+        synthetic=SyntheticFolder(exported),
+        synthetic_ratio=0.5,
+        patch_size=64,
+        patches_per_epoch=8,
+        batch_size=4,
+    )
     segmenter = tiny_cgan()
     t2 = trainer(tmp_path / "segmenter")
     t2.fit(segmenter, segmenter_dm)
@@ -122,8 +164,14 @@ def test_cyclegan_fits_on_synthetic_masks_and_exports_pairs_that_train_the_segme
 
 def test_checkpoint_restores_image_pools_and_spectral_norm(tmp_path, masks):
     module = tiny_cyclegan()
-    dm = HistoDataModule(synthetic=SyntheticFolder(masks), synthetic_ratio=1.0, unpaired_real=True,
-                         patch_size=64, patches_per_epoch=4, batch_size=2)  # fmt: skip
+    dm = HistoDataModule(
+        synthetic=SyntheticFolder(masks),
+        synthetic_ratio=1.0,
+        unpaired_real=True,
+        patch_size=64,
+        patches_per_epoch=4,
+        batch_size=2,
+    )
     t = trainer(tmp_path)
     t.fit(module, dm)
     t.save_checkpoint(tmp_path / "model.ckpt")
@@ -158,8 +206,18 @@ def test_cycle_loss_alone_reduces_reconstruction_error(tmp_path):
         unpaired_real=True, patch_size=32, patches_per_epoch=800, batch_size=4, seed=1
     )
     dm.setup("fit")
-    held_out = next(iter(HistoDataModule(unpaired_real=True, patch_size=32, patches_per_epoch=8,
-                                         batch_size=8, seed=99, augment=False).train_dataloader()))  # fmt: skip
+    held_out = next(
+        iter(
+            HistoDataModule(
+                unpaired_real=True,
+                patch_size=32,
+                patches_per_epoch=8,
+                batch_size=8,
+                seed=99,
+                augment=False,
+            ).train_dataloader()
+        )
+    )
 
     def reconstruction_error():
         module.eval()

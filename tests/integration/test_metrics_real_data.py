@@ -12,8 +12,20 @@ from histo_gan.metrics import compute_all
 pytestmark = pytest.mark.real_data
 
 IMAGES = ("TCGA-21-5784-01Z-00-DX1", "TCGA-E2-A14V-01Z-00-DX1")
-OVERLAP = ("dice", "dice2", "dice_avg", "aji", "aji_plus", "dq", "sq", "pq", "f1",
-           "precision", "recall", "object_dice")  # fmt: skip
+OVERLAP = (
+    "dice",
+    "dice2",
+    "dice_avg",
+    "aji",
+    "aji_plus",
+    "dq",
+    "sq",
+    "pq",
+    "f1",
+    "precision",
+    "recall",
+    "object_dice",
+)
 DISTANCE = ("hausdorff", "hd95", "object_hausdorff")
 
 

@@ -30,11 +30,21 @@ BASELINE = str(REPO / "conf" / "experiment" / "baseline_unet_tiny.yaml")
 CYCLEGAN = str(REPO / "conf" / "experiment" / "mahmood_cyclegan_tiny.yaml")
 # As conf/trainer/ddp_multinode.yaml: a GAN update freezes the other networks before its forward,
 # so their parameters take no part in that backward and DDP must be told to expect it.
-TWO_NODES = ["--trainer.num_nodes=2", "--trainer.devices=1", "--trainer.accelerator=cpu",
-             "--trainer.strategy=ddp_find_unused_parameters_true"]  # fmt: skip
+TWO_NODES = [
+    "--trainer.num_nodes=2",
+    "--trainer.devices=1",
+    "--trainer.accelerator=cpu",
+    "--trainer.strategy=ddp_find_unused_parameters_true",
+]
 # 1 val, 3 test and 2 training crops of the bundled sample: rank 1 gets a padding test item.
-SPLIT = ["--data.split", "histo_gan.data.RandomSplit", "--data.split.val_fraction", "0.2",
-         "--data.split.test_fraction", "0.5"]  # fmt: skip
+SPLIT = [
+    "--data.split",
+    "histo_gan.data.RandomSplit",
+    "--data.split.val_fraction",
+    "0.2",
+    "--data.split.test_fraction",
+    "0.5",
+]
 NODE_TIMEOUT_S = 240
 
 
@@ -46,16 +56,25 @@ def free_port() -> int:
 
 def launcher_variable(name: str) -> bool:
     """Set by a launcher this test may itself run under (SLURM, torchrun): not for the nodes."""
-    return name in RANK_VARIABLES or name.startswith(("SLURM_", "TORCHELASTIC_")) or name in (
-        "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"
-    )  # fmt: skip
+    return (
+        name in RANK_VARIABLES
+        or name.startswith(("SLURM_", "TORCHELASTIC_"))
+        or name
+        in ("WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+    )
 
 
 def on_two_nodes(cwd: Path, *args: str) -> str:
     """Run ``histo-gan ARGS`` as node 0 and node 1 of one job; returns node 0's output."""
     env = {k: v for k, v in os.environ.items() if not launcher_variable(k)}
-    env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), GLOO_SOCKET_IFNAME="lo",
-               OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO))  # fmt: skip
+    env.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(free_port()),
+        GLOO_SOCKET_IFNAME="lo",
+        OMP_NUM_THREADS="1",
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=str(REPO),
+    )
     command = [sys.executable, "-m", "histo_gan.cli", *args, *TWO_NODES]
     pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
     nodes = [
@@ -98,8 +117,15 @@ def files_under(folder: Path) -> list[str]:
 def test_baseline_on_two_nodes(tmp_path, monkeypatch):
     jobs, single = tmp_path / "jobs", tmp_path / "single"
     jobs.mkdir(), single.mkdir()
-    fit = ["fit", "--config", BASELINE, *SPLIT, "--trainer.max_epochs=1",
-           "--data.patches_per_epoch=12", "--data.batch_size=6"]  # fmt: skip
+    fit = [
+        "fit",
+        "--config",
+        BASELINE,
+        *SPLIT,
+        "--trainer.max_epochs=1",
+        "--data.patches_per_epoch=12",
+        "--data.batch_size=6",
+    ]
     on_two_nodes(jobs, *fit, probe(tmp_path / "keys_two"))
     on_two_nodes(jobs, "test", "--config", BASELINE, *SPLIT, "--ckpt_path", "best")
 
@@ -137,8 +163,16 @@ def test_cyclegan_on_two_nodes_tests_and_exports_like_one_process(tmp_path, monk
     jobs, single = tmp_path / "jobs", tmp_path / "single"
     jobs.mkdir(), single.mkdir()
     tiny = [*SPLIT, "--data.predict_source.init_args.n=5"]  # 5 masks: rank 1 pads its shard
-    on_two_nodes(jobs, "fit", "--config", CYCLEGAN, *tiny, "--trainer.max_epochs=1",
-                 "--data.patches_per_epoch=8", "--data.batch_size=4")  # fmt: skip
+    on_two_nodes(
+        jobs,
+        "fit",
+        "--config",
+        CYCLEGAN,
+        *tiny,
+        "--trainer.max_epochs=1",
+        "--data.patches_per_epoch=8",
+        "--data.batch_size=4",
+    )
     on_two_nodes(jobs, "test", "--config", CYCLEGAN, *tiny, "--ckpt_path", "last")
     on_two_nodes(jobs, "predict", "--config", CYCLEGAN, *tiny, "--ckpt_path", "last")
 

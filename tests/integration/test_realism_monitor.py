@@ -24,16 +24,34 @@ def test_monitor_logs_finite_realism_of_a_cyclegan(tmp_path):
     def discriminator():
         return PatchDiscriminator(3, base_channels=8, n_layers=2, spectral_norm=True)
 
-    module = CycleGANModule(generator(), generator(), discriminator(), discriminator(),
-                            pool_size=4, sliding_window=SlidingWindow(64, 0.25, 8))  # fmt: skip
+    module = CycleGANModule(
+        generator(),
+        generator(),
+        discriminator(),
+        discriminator(),
+        pool_size=4,
+        sliding_window=SlidingWindow(64, 0.25, 8),
+    )
     masks = GeneratedMasks(RandomPolygonMasks(max_overlap=0.1), n=32, size=64, seed=0)
-    dm = HistoDataModule(synthetic=masks, synthetic_ratio=1.0, unpaired_real=True, patch_size=64,
-                         patches_per_epoch=16, batch_size=4)  # fmt: skip
+    dm = HistoDataModule(
+        synthetic=masks,
+        synthetic_ratio=1.0,
+        unpaired_real=True,
+        patch_size=64,
+        patches_per_epoch=16,
+        batch_size=4,
+    )
     monitor = RealismMonitor(every_n_epochs=1, num_patches=12, patch_size=32, c2st_every_n_epochs=2)
-    trainer = L.Trainer(max_epochs=2, accelerator="cpu", default_root_dir=tmp_path,
-                        logger=L.pytorch.loggers.CSVLogger(tmp_path), enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False,
-                        callbacks=[monitor])  # fmt: skip
+    trainer = L.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        default_root_dir=tmp_path,
+        logger=L.pytorch.loggers.CSVLogger(tmp_path),
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[monitor],
+    )
     trainer.fit(module, dm)
     assert sum(len(b["label"]) for b in monitor._batches) == 12
     names = ("w1_h", "w1_e", "frechet", "c2st")

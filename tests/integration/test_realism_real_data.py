@@ -74,8 +74,28 @@ def test_real_vs_initial_hou_is_clearly_above_chance(halves, tmp_path):
         assert i not in half_b
         (sources / source.image_files[i].name).symlink_to(source.image_files[i])
     synthetic = tmp_path / "hou"
-    assert cli_main(["synthesize", "--source", str(sources), "--out", str(synthetic), "--n", "128",
-                     "--size", "128", "--method", "hou", "--seed", "0", "--grid", "0"]) == 0  # fmt: skip
+    assert (
+        cli_main(
+            [
+                "synthesize",
+                "--source",
+                str(sources),
+                "--out",
+                str(synthetic),
+                "--n",
+                "128",
+                "--size",
+                "128",
+                "--method",
+                "hou",
+                "--seed",
+                "0",
+                "--grid",
+                "0",
+            ]
+        )
+        == 0
+    )
     hou = random_patches(load_images(synthetic), PATCH, PATCHES, np.random.default_rng(1))
     result = c2st(real_b, hou, seed=0, repeats=1)
     print("real vs hou", result["accuracy"], result["ci_low"], result["ci_high"])

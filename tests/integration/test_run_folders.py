@@ -42,10 +42,20 @@ def test_fit_test_predict_write_only_into_their_run_folders(tmp_path, monkeypatc
     runs = tmp_path / "runs" / "baseline_unet_tiny"
     assert sorted(os.listdir(runs)) == ["version_0", "version_1", "version_2"]
     fit, test, predict = (files_under(runs / f"version_{n}") for n in range(3))
-    assert {"config.yaml", "split.json", "summary_fit.json", "metrics.png",
-            "checkpoints/best.ckpt", "checkpoints/last.ckpt"} <= fit  # fmt: skip
-    assert {"config.yaml", "summary_test.json", "test_metrics.json",
-            "test_metrics_per_image.csv"} <= test  # fmt: skip
+    assert {
+        "config.yaml",
+        "split.json",
+        "summary_fit.json",
+        "metrics.png",
+        "checkpoints/best.ckpt",
+        "checkpoints/last.ckpt",
+    } <= fit
+    assert {
+        "config.yaml",
+        "summary_test.json",
+        "test_metrics.json",
+        "test_metrics_per_image.csv",
+    } <= test
     assert {"config.yaml", "split.json"} <= predict
     assert ("metrics.csv" in fit) == loggers
     assert not any(name.endswith(".ckpt") for name in test | predict)
@@ -104,8 +114,14 @@ def shipped_checkpoint_callback(dirpath: Path):
 
 def test_last_ckpt_is_the_last_epoch_even_when_the_score_falls(tmp_path):
     callback = shipped_checkpoint_callback(tmp_path / "checkpoints")
-    trainer = L.Trainer(max_epochs=3, logger=False, callbacks=[callback], enable_progress_bar=False,
-                        enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
+    trainer = L.Trainer(
+        max_epochs=3,
+        logger=False,
+        callbacks=[callback],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(FallingScore())
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
     assert last["epoch"] == 2 and last["global_step"] == 12
@@ -129,8 +145,19 @@ def test_data_errors_are_one_line_and_leave_no_run_folder(tmp_path, monkeypatch,
         (tmp_path / folder).mkdir()
         if problem == "undecodable_image":
             (tmp_path / folder / "x.png").write_bytes(b"not a png")
-    code = main(["fit", "--config", CONFIG, "--data.source", "histo_gan.data.LabelMapFolder",
-                 "--data.source.images", "images", "--data.source.labels", "labels"])  # fmt: skip
+    code = main(
+        [
+            "fit",
+            "--config",
+            CONFIG,
+            "--data.source",
+            "histo_gan.data.LabelMapFolder",
+            "--data.source.images",
+            "images",
+            "--data.source.labels",
+            "labels",
+        ]
+    )
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("histo-gan")]
     assert code == 2 and "Traceback" not in err
@@ -152,8 +179,23 @@ def test_segment_writes_label_maps_and_overlays_for_a_folder(tmp_path, monkeypat
     images.mkdir()
     for source in sorted((bundled_sample_dir() / "images").iterdir())[:2]:
         (images / source.name).write_bytes(source.read_bytes())
-    assert main(["segment", "--ckpt_path", "last", "--name", "baseline_unet_tiny",
-                 "--images", "new_images", "--out", "labels", "--overlays"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "segment",
+                "--ckpt_path",
+                "last",
+                "--name",
+                "baseline_unet_tiny",
+                "--images",
+                "new_images",
+                "--out",
+                "labels",
+                "--overlays",
+            ]
+        )
+        == 0
+    )
     stems = sorted(p.stem for p in images.iterdir())
     assert sorted(p.stem for p in (tmp_path / "labels").glob("*.png")) == stems
     assert sorted(p.stem for p in (tmp_path / "labels" / "overlays").glob("*.png")) == stems

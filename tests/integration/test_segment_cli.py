@@ -13,8 +13,12 @@ from histo_gan.data.sources import bundled_sample_dir
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = str(REPO / "conf" / "experiment" / "baseline_unet_tiny.yaml")
-TINY = ["--trainer.max_epochs=1", "--data.patches_per_epoch=6", "--data.batch_size=6",
-        "--trainer.logger=false"]  # fmt: skip
+TINY = [
+    "--trainer.max_epochs=1",
+    "--data.patches_per_epoch=6",
+    "--data.batch_size=6",
+    "--trainer.logger=false",
+]
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +40,18 @@ def image_folder(tmp_path: Path, broken: dict[str, bytes]) -> Path:
 
 
 def segment(checkpoint: Path, images: Path, out: Path, *extra: str) -> int:
-    return main(["segment", "--ckpt_path", str(checkpoint), "--images", str(images),
-                 "--out", str(out), *extra])  # fmt: skip
+    return main(
+        [
+            "segment",
+            "--ckpt_path",
+            str(checkpoint),
+            "--images",
+            str(images),
+            "--out",
+            str(out),
+            *extra,
+        ]
+    )
 
 
 def test_segment_prints_no_lightning_warning(checkpoint, tmp_path, capsys):

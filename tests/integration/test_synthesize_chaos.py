@@ -21,8 +21,21 @@ KILLS = 10
 
 
 def command(out: Path) -> list[str]:
-    return [sys.executable, "-m", "histo_gan.synthesis.cli", "--source", str(SOURCE),
-            "--out", str(out), "--n", str(N), "--size", str(SIZE), "--seed", str(SEED)]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "histo_gan.synthesis.cli",
+        "--source",
+        str(SOURCE),
+        "--out",
+        str(out),
+        "--n",
+        str(N),
+        "--size",
+        str(SIZE),
+        "--seed",
+        str(SEED),
+    ]
 
 
 def snapshot(root: Path) -> dict[str, str]:

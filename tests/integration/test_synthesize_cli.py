@@ -33,8 +33,24 @@ def digest(root: Path) -> dict[str, str]:
 
 
 def run(out, *extra, n=8, method="hou", size=64, seed=3):
-    return main(["synthesize", "--source", str(SOURCE), "--out", str(out), "--n", str(n),
-                 "--size", str(size), "--method", method, "--seed", str(seed), *extra])  # fmt: skip
+    return main(
+        [
+            "synthesize",
+            "--source",
+            str(SOURCE),
+            "--out",
+            str(out),
+            "--n",
+            str(n),
+            "--size",
+            str(size),
+            "--method",
+            method,
+            "--seed",
+            str(seed),
+            *extra,
+        ]
+    )
 
 
 def test_same_seed_same_bytes_for_any_worker_count(tmp_path):
@@ -63,10 +79,29 @@ def test_killed_export_resumes_without_duplicates_or_corrupt_files(tmp_path):
     reference = tmp_path / "reference"
     assert run(reference, n=60) == 0
     out = tmp_path / "killed"
-    command = [sys.executable, "-m", "histo_gan.cli", "synthesize", "--source", str(SOURCE),
-               "--out", str(out), "--n", "60", "--size", "64", "--seed", "3"]  # fmt: skip
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env=dict(os.environ, PYTHONUNBUFFERED="1"))  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "histo_gan.cli",
+        "synthesize",
+        "--source",
+        str(SOURCE),
+        "--out",
+        str(out),
+        "--n",
+        "60",
+        "--size",
+        "64",
+        "--seed",
+        "3",
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
     manifest = out / "manifest.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -111,8 +146,13 @@ def test_synthetic_dataset_trains_through_the_datamodule(tmp_path):
     from histo_gan.data import HistoDataModule, SyntheticFolder
 
     assert run(tmp_path / "syn", n=6) == 0
-    dm = HistoDataModule(synthetic=SyntheticFolder(tmp_path / "syn"), synthetic_ratio=1.0,
-                         patch_size=64, patches_per_epoch=6, batch_size=6)  # fmt: skip
+    dm = HistoDataModule(
+        synthetic=SyntheticFolder(tmp_path / "syn"),
+        synthetic_ratio=1.0,
+        patch_size=64,
+        patches_per_epoch=6,
+        batch_size=6,
+    )
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     assert batch["is_synthetic"].all() and batch["image"].shape == (6, 3, 64, 64)
@@ -156,8 +196,19 @@ def test_changed_source_files_are_a_different_dataset(tmp_path, capsys):
 
 def test_a_second_synthesize_on_one_output_is_refused_at_once(tmp_path, capsys):
     out = tmp_path / "syn"
-    command = [sys.executable, "-m", "histo_gan.synthesis.cli", "--source", str(SOURCE),
-               "--out", str(out), "--n", "5000", "--size", "64"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "histo_gan.synthesis.cli",
+        "--source",
+        str(SOURCE),
+        "--out",
+        str(out),
+        "--n",
+        "5000",
+        "--size",
+        "64",
+    ]
     first = subprocess.Popen(
         command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -180,8 +231,9 @@ def test_a_second_synthesize_on_one_output_is_refused_at_once(tmp_path, capsys):
 
 def test_size_below_the_useful_minimum_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"--size 16 is below the minimum of 32"):
-        synthesize(["--source", str(SOURCE), "--out", str(tmp_path / "o"), "--n", "4",
-                    "--size", "16"])  # fmt: skip
+        synthesize(
+            ["--source", str(SOURCE), "--out", str(tmp_path / "o"), "--n", "4", "--size", "16"]
+        )
     assert not (tmp_path / "o").exists()
 
 

@@ -18,8 +18,21 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def arguments(out: Path, *extra: str) -> list[str]:
-    return ["--source", str(SOURCE), "--out", str(out), "--n", "12", "--size", "64",
-            "--seed", "5", "--grid", "0", *extra]  # fmt: skip
+    return [
+        "--source",
+        str(SOURCE),
+        "--out",
+        str(out),
+        "--n",
+        "12",
+        "--size",
+        "64",
+        "--seed",
+        "5",
+        "--grid",
+        "0",
+        *extra,
+    ]
 
 
 def test_default_worker_count_is_the_cores_available(monkeypatch, tmp_path):
@@ -73,8 +86,12 @@ def test_workers_start_in_the_console_command_after_opencv_ran_threads(tmp_path)
     env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
     env.pop("OMP_NUM_THREADS", None)
     done = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=120,
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(SyntheticDataset(tmp_path / "out")) == 12

@@ -46,9 +46,14 @@ def test_main_split_is_stratified_and_budgets_are_nested_and_organ_diverse(split
     organ = OrganTable().organ_of
     main = _load(splits_dir, "main.json")
     assert Counter(organ(i) for i in main["test"]) == {
-        "breast": 2, "kidney": 2, "liver": 2, "prostate": 2,
-        "bladder": 1, "colon": 1, "stomach": 1,
-    }  # fmt: skip
+        "breast": 2,
+        "kidney": 2,
+        "liver": 2,
+        "prostate": 2,
+        "bladder": 1,
+        "colon": 1,
+        "stomach": 1,
+    }
     assert Counter(organ(i) for i in main["val"]) == {
         o: 1 for o in ("breast", "kidney", "liver", "prostate")
     }

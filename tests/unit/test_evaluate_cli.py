@@ -35,8 +35,20 @@ def make_maps(tmp_path):
 
 def test_scores_every_pair_and_writes_csv_and_json(tmp_path, capsys):
     truths = make_maps(tmp_path)
-    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"),
-                 "--out", str(tmp_path / "out")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "evaluate",
+                "--pred",
+                str(tmp_path / "pred"),
+                "--gt",
+                str(tmp_path / "gt"),
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "img0" in printed and "mean (per image)" in printed and "aggregate" in printed
     summary = json.loads((tmp_path / "out" / "metrics.json").read_text())

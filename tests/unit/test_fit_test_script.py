@@ -51,31 +51,61 @@ def run_script(tmp_path: Path, **env: str) -> list[list[str]]:
     environment = {
         k: v for k, v in os.environ.items() if k not in ("HISTO_GAN_TRIAL", "HISTO_GAN_SUMMARY")
     }
-    environment.update(HISTO_GAN=str(fake), PYTHON=sys.executable, CALLS=str(tmp_path / "calls"),
-                       RUNS=str(tmp_path / "runs"), **env)  # fmt: skip
-    subprocess.run(["bash", str(SCRIPT), "--config", "c.yaml", "--seed_everything=1"],
-                   env=environment, check=True, capture_output=True)  # fmt: skip
+    environment.update(
+        HISTO_GAN=str(fake),
+        PYTHON=sys.executable,
+        CALLS=str(tmp_path / "calls"),
+        RUNS=str(tmp_path / "runs"),
+        **env,
+    )
+    subprocess.run(
+        ["bash", str(SCRIPT), "--config", "c.yaml", "--seed_everything=1"],
+        env=environment,
+        check=True,
+        capture_output=True,
+    )
     return [json.loads(line) for line in open(tmp_path / "calls")]
 
 
 def test_without_a_trial_name_it_fits_once_and_tests_the_best_checkpoint(tmp_path):
     calls = run_script(tmp_path)
     best = str(tmp_path / "runs" / "config_name" / "version_0" / "checkpoints" / "best.ckpt")
-    assert calls == [["fit", "--config", "c.yaml", "--seed_everything=1"],
-                     ["test", "--config", "c.yaml", "--seed_everything=1", "--ckpt_path", best]]  # fmt: skip
+    assert calls == [
+        ["fit", "--config", "c.yaml", "--seed_everything=1"],
+        ["test", "--config", "c.yaml", "--seed_everything=1", "--ckpt_path", best],
+    ]
 
 
 def test_with_a_trial_name_it_fits_in_chunks_and_leaves_a_complete_summary(tmp_path):
     summary = tmp_path / "trial.json"
-    calls = run_script(tmp_path, HISTO_GAN_TRIAL="sweep_abc", HISTO_GAN_SUMMARY=str(summary),
-                       CHUNK_MINUTES="7")  # fmt: skip
-    chunk = ["fit", "--config", "c.yaml", "--seed_everything=1", "--name", "sweep_abc",
-             "--ckpt_path", "last", "--max_chunk_minutes", "7"]  # fmt: skip
+    calls = run_script(
+        tmp_path, HISTO_GAN_TRIAL="sweep_abc", HISTO_GAN_SUMMARY=str(summary), CHUNK_MINUTES="7"
+    )
+    chunk = [
+        "fit",
+        "--config",
+        "c.yaml",
+        "--seed_everything=1",
+        "--name",
+        "sweep_abc",
+        "--ckpt_path",
+        "last",
+        "--max_chunk_minutes",
+        "7",
+    ]
     assert calls[:2] == [chunk, chunk]  # the first chunk stopped by its timer, the second ends
     # the second chunk improved nothing: the best checkpoint is the first chunk's
     best = str(tmp_path / "runs" / "sweep_abc" / "version_0" / "checkpoints" / "best.ckpt")
-    assert calls[2] == ["test", "--config", "c.yaml", "--seed_everything=1",
-                        "--name", "sweep_abc_test", "--ckpt_path", best]  # fmt: skip
+    assert calls[2] == [
+        "test",
+        "--config",
+        "c.yaml",
+        "--seed_everything=1",
+        "--name",
+        "sweep_abc_test",
+        "--ckpt_path",
+        best,
+    ]
     record = json.loads(summary.read_text())
     assert record["test/aji"] == 0.5 and record["run_dir"].endswith("sweep_abc_test/version_2")
     assert record["fit_run_dir"] == str(tmp_path / "runs" / "sweep_abc" / "version_1")
@@ -94,9 +124,19 @@ def test_collect_results_copies_a_trials_fit_summary_and_wall_time(tmp_path):
     for name in collect_results.SUMMARY_FILES:
         (test_run / name).write_text(name)
     (fit_run / "summary_fit.json").write_text('{"global_step": 20}')
-    trial = {"trial": "abc", "status": "ok", "run_dir": str(test_run), "fit_run_dir": str(fit_run),
-             "config": "mix/real.yaml", "seed_everything": 1, "wall_seconds": 90.0,
-             "fit_seconds": 80.0, "test_seconds": 10, "attempts": 2, "test/aji": 0.5}  # fmt: skip
+    trial = {
+        "trial": "abc",
+        "status": "ok",
+        "run_dir": str(test_run),
+        "fit_run_dir": str(fit_run),
+        "config": "mix/real.yaml",
+        "seed_everything": 1,
+        "wall_seconds": 90.0,
+        "fit_seconds": 80.0,
+        "test_seconds": 10,
+        "attempts": 2,
+        "test/aji": 0.5,
+    }
     sweep = tmp_path / "sweep"
     sweep.mkdir()
     (sweep / "sweep_results.json").write_text(json.dumps([trial]))

@@ -15,8 +15,13 @@ from histo_gan.modules.state import CheckpointedState
 
 
 def fake_trainer(epoch=0, max_epochs=-1, step=0, max_steps=-1):
-    return SimpleNamespace(current_epoch=epoch, max_epochs=max_epochs, global_step=step,
-                           max_steps=max_steps, callbacks=[])  # fmt: skip
+    return SimpleNamespace(
+        current_epoch=epoch,
+        max_epochs=max_epochs,
+        global_step=step,
+        max_steps=max_steps,
+        callbacks=[],
+    )
 
 
 def test_linear_decay_matches_the_pix2pix_epoch_schedule():
@@ -74,7 +79,7 @@ def test_phase_plan_writes_out_rounds_and_stays_in_the_last_stage():
             Rounds(2, [Phase("g", 1), Phase("d", 2)]),
             Phase("r", 0),
             Rounds(2, [Phase("g", 1), Phase("d", 1), Phase("r", 1)]),
-        ]  # fmt: skip
+        ]
     )
     expected = ["g", "g", "d", "g", "d", "d", "g", "d", "d", "g", "d", "r", "g", "d", "r"]
     assert plan.names(15) == expected
@@ -133,10 +138,12 @@ def test_every_registered_helper_survives_a_checkpoint_and_hooks_chain():
 def test_writers_skip_padding_items_and_refuse_the_wrong_payload(tmp_path):
     writer = InstanceMapWriter(tmp_path / "maps")
     label = np.arange(16, dtype=np.int32).reshape(4, 4)
-    writer.write_on_batch_end(None, None, {"image_id": "pad", "instances": None, "is_padding": True},
-                              None, None, 0)  # fmt: skip
-    writer.write_on_batch_end(None, None, {"image_id": "a", "instances": label, "is_padding": False},
-                              None, None, 1)  # fmt: skip
+    writer.write_on_batch_end(
+        None, None, {"image_id": "pad", "instances": None, "is_padding": True}, None, None, 0
+    )
+    writer.write_on_batch_end(
+        None, None, {"image_id": "a", "instances": label, "is_padding": False}, None, None, 1
+    )
     assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["a.png"]
     with pytest.raises(ValueError, match="SegmentImages"):
         writer.write_on_batch_end(None, None, {"image": torch.zeros(1, 3, 4, 4)}, None, None, 2)

@@ -12,8 +12,26 @@ from histo_gan.data.synthetic import SyntheticDataset
 
 def test_generated_initial_patches_equal_the_synthesized_dataset(tmp_path):
     out = tmp_path / "hou"
-    assert main(["synthesize", "--source", str(bundled_sample_dir() / "images"), "--out", str(out),
-                 "--n", "4", "--size", "64", "--seed", "3", "--grid", "0"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "synthesize",
+                "--source",
+                str(bundled_sample_dir() / "images"),
+                "--out",
+                str(out),
+                "--n",
+                "4",
+                "--size",
+                "64",
+                "--seed",
+                "3",
+                "--grid",
+                "0",
+            ]
+        )
+        == 0
+    )
     on_disk = SyntheticDataset(out)
     generated = GeneratedInitialPatches(n=4, size=64, seed=3)
     assert len(generated) == 4

@@ -17,8 +17,14 @@ LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(LINT_IMPORTS), "--no-cache"], cwd=root, capture_output=True,
-                          text=True, timeout=300, env={"PYTHONPATH": str(root), "PATH": ""})  # fmt: skip
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PYTHONPATH": str(root), "PATH": ""},
+    )
 
 
 def test_the_layer_contracts_hold(repo_root):
@@ -28,8 +34,11 @@ def test_the_layer_contracts_hold(repo_root):
 
 
 def test_a_forbidden_import_breaks_the_contracts(repo_root, tmp_path):
-    shutil.copytree(repo_root / "histo_gan", tmp_path / "histo_gan",
-                    ignore=shutil.ignore_patterns("__pycache__", "sample_data"))  # fmt: skip
+    shutil.copytree(
+        repo_root / "histo_gan",
+        tmp_path / "histo_gan",
+        ignore=shutil.ignore_patterns("__pycache__", "sample_data"),
+    )
     shutil.copy(repo_root / "pyproject.toml", tmp_path / "pyproject.toml")
     leak = tmp_path / "histo_gan" / "networks" / "leak.py"
     leak.write_text("from histo_gan.data.datamodule import HistoDataModule\n")
@@ -54,8 +63,10 @@ def test_the_synthesis_contract_names_every_synthesis_module_but_the_tool(repo_r
 
 
 def test_importing_synthesis_and_the_contracts_loads_no_torch():
-    code = ("import sys, histo_gan.synthesis, histo_gan.synthesis.cli, histo_gan.types; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lightning')))")  # fmt: skip
+    code = (
+        "import sys, histo_gan.synthesis, histo_gan.synthesis.cli, histo_gan.types; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lightning')))"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
     )

@@ -43,8 +43,21 @@ def test_fixed_names_for_every_module():
     gt, pred = two_images()[1]
     collection.update(pred, gt)
     names = set(collection.compute())
-    for base in ("dice", "aji", "aji_plus", "pq", "dq", "sq", "f1", "hausdorff", "hd95",
-                 "object_dice", "object_hausdorff", "dice2", "dice_avg"):  # fmt: skip
+    for base in (
+        "dice",
+        "aji",
+        "aji_plus",
+        "pq",
+        "dq",
+        "sq",
+        "f1",
+        "hausdorff",
+        "hd95",
+        "object_dice",
+        "object_hausdorff",
+        "dice2",
+        "dice_avg",
+    ):
         assert f"test/{base}" in names
     assert "test/aggregate/aji" in names and "test/aggregate/hausdorff" not in names
 

@@ -84,8 +84,20 @@ def test_both_empty_and_one_empty():
     one = empty.copy()
     one[1, 1] = 4
     both = compute_all(empty, empty)
-    for name in ("dice", "dice2", "dice_avg", "aji", "aji_plus", "dq", "sq", "pq", "f1",
-                 "precision", "recall", "object_dice"):  # fmt: skip
+    for name in (
+        "dice",
+        "dice2",
+        "dice_avg",
+        "aji",
+        "aji_plus",
+        "dq",
+        "sq",
+        "pq",
+        "f1",
+        "precision",
+        "recall",
+        "object_dice",
+    ):
         assert both[name] == 1.0, name
         assert compute_all(empty, one)[name] == 0.0, name
         assert compute_all(one, empty)[name] == 0.0, name

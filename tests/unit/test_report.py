@@ -25,22 +25,33 @@ from histo_gan.report import (
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "report"
 
 
-def write_run(folder: Path, *, seed: int, train: list[str], rows: list[dict],
-              synthetic: str | None = None, ratio: float = 0.0,
-              model: str = "histo_gan.modules.SegmenterModule") -> Path:  # fmt: skip
+def write_run(
+    folder: Path,
+    *,
+    seed: int,
+    train: list[str],
+    rows: list[dict],
+    synthetic: str | None = None,
+    ratio: float = 0.0,
+    model: str = "histo_gan.modules.SegmenterModule",
+) -> Path:
     """A run folder as `histo-gan test` leaves it (config reduced to the keys report reads)."""
     folder.mkdir(parents=True)
     data = {"patch_size": 64}
     if synthetic:
-        data["synthetic"] = {"class_path": "histo_gan.data.SyntheticFolder",
-                             "init_args": {"root": synthetic}}  # fmt: skip
+        data["synthetic"] = {
+            "class_path": "histo_gan.data.SyntheticFolder",
+            "init_args": {"root": synthetic},
+        }
         data["synthetic_ratio"] = ratio
     config = {"seed_everything": seed, "model": {"class_path": model}, "data": data}
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     (folder / "split.json").write_text(json.dumps({"train": train, "val": [], "test": []}))
     metrics = [k for k in rows[0] if k not in ("image_id", "organ")]
-    summary = {"num_images": len(rows),
-               "per_image": {m: sum(r[m] for r in rows) / len(rows) for m in metrics}}  # fmt: skip
+    summary = {
+        "num_images": len(rows),
+        "per_image": {m: sum(r[m] for r in rows) / len(rows) for m in metrics},
+    }
     (folder / "test_metrics.json").write_text(json.dumps(summary))
     with open(folder / "test_metrics_per_image.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -61,12 +72,28 @@ def test_arms_are_inferred_from_config_and_split(tmp_path):
         "2",
         3,
     )
-    mix = load_run(write_run(tmp_path / "b", seed=0, train=["x"], rows=rows([0.1] * 3),
-                             synthetic="data/syn/hou_3k", ratio=0.5))  # fmt: skip
+    mix = load_run(
+        write_run(
+            tmp_path / "b",
+            seed=0,
+            train=["x"],
+            rows=rows([0.1] * 3),
+            synthetic="data/syn/hou_3k",
+            ratio=0.5,
+        )
+    )
     assert (mix.arm.data, mix.arm.budget) == ("real+hou_3k", "1")
-    only = load_run(write_run(tmp_path / "c", seed=0, train=["x"], rows=rows([0.1] * 3),
-                              synthetic="data/syn/hou_3k", ratio=1.0,
-                              model="histo_gan.modules.SpectralNormCGANSegmenterModule"))  # fmt: skip
+    only = load_run(
+        write_run(
+            tmp_path / "c",
+            seed=0,
+            train=["x"],
+            rows=rows([0.1] * 3),
+            synthetic="data/syn/hou_3k",
+            ratio=1.0,
+            model="histo_gan.modules.SpectralNormCGANSegmenterModule",
+        )
+    )
     assert (only.arm.model, only.arm.data, only.arm.budget) == (
         "SpectralNormCGANSegmenter",
         "hou_3k",
@@ -80,10 +107,22 @@ def test_table_numbers_match_a_hand_computation(tmp_path):
     write_run(tmp_path / "r0", seed=0, train=["x", "y"], rows=rows([0.3, 0.4, 0.5]))
     write_run(tmp_path / "r1", seed=1, train=["x", "y"], rows=rows([0.5, 0.6, 0.7]))
     # real+hou, budget 2, seeds 0 and 1; per image averaged over seeds: 0.45, 0.60, 0.90
-    write_run(tmp_path / "h0", seed=0, train=["x", "y"], rows=rows([0.4, 0.6, 0.8]),
-              synthetic="syn/hou", ratio=0.5)  # fmt: skip
-    write_run(tmp_path / "h1", seed=1, train=["x", "y"], rows=rows([0.5, 0.6, 1.0]),
-              synthetic="syn/hou", ratio=0.5)  # fmt: skip
+    write_run(
+        tmp_path / "h0",
+        seed=0,
+        train=["x", "y"],
+        rows=rows([0.4, 0.6, 0.8]),
+        synthetic="syn/hou",
+        ratio=0.5,
+    )
+    write_run(
+        tmp_path / "h1",
+        seed=1,
+        train=["x", "y"],
+        rows=rows([0.5, 0.6, 1.0]),
+        synthetic="syn/hou",
+        ratio=0.5,
+    )
     runs = [load_run(tmp_path / n) for n in ("h1", "r0", "h0", "r1")]
     table, organs = build_table(runs, ["aji"], {"data": "real"}, n_bootstrap=500)
     real, hou = table
@@ -128,8 +167,12 @@ def test_cli_writes_tables_and_plots(tmp_path):
     for seed in (0, 1):
         for budget, train in (("2", ["x", "y"]), ("4", ["w", "x", "y", "z"])):
             base = 0.1 * len(train) + 0.05 * seed
-            write_run(tmp_path / "runs" / f"b{budget}_s{seed}", seed=seed, train=train,
-                      rows=rows([base, base + 0.1, base + 0.2]))  # fmt: skip
+            write_run(
+                tmp_path / "runs" / f"b{budget}_s{seed}",
+                seed=seed,
+                train=train,
+                rows=rows([base, base + 0.1, base + 0.2]),
+            )
     out = tmp_path / "out"
     assert cli_main(["report", str(tmp_path / "runs"), "--out", str(out), "--metrics", "aji"]) == 0
     table = list(csv.DictReader(open(out / "table.csv")))
@@ -164,20 +207,37 @@ def test_committed_tables_are_rebuilt_from_committed_runs(protocol, tmp_path):
 
 # --- training budget, plateau, expected runs, the label-budget plot ----------------------------
 
-PLATEAU = {"budget": 800, "plateau": 0.6, "flattened": True, "tolerance": 0.01,
-           "network": "SmpUnet resnet18 depth 4", "patch_size": 192, "batch_size": 8}  # fmt: skip
+PLATEAU = {
+    "budget": 800,
+    "plateau": 0.6,
+    "flattened": True,
+    "tolerance": 0.01,
+    "network": "SmpUnet resnet18 depth 4",
+    "patch_size": 192,
+    "batch_size": 8,
+}
 
 
-def write_trained_run(folder: Path, *, seed: int, steps: int = -1, epochs: int = 4,
-                      patch: int = 192, depth: int = 4, fit_seconds: float | None = None,
-                      values=(0.5, 0.6, 0.7)) -> Path:  # fmt: skip
+def write_trained_run(
+    folder: Path,
+    *,
+    seed: int,
+    steps: int = -1,
+    epochs: int = 4,
+    patch: int = 192,
+    depth: int = 4,
+    fit_seconds: float | None = None,
+    values=(0.5, 0.6, 0.7),
+) -> Path:
     """A run folder whose config states its training budget (and a trial.json with its time)."""
     write_run(folder, seed=seed, train=["x", "y"], rows=rows(list(values)))
     config = yaml.safe_load((folder / "config.yaml").read_text())
     config["trainer"] = {"max_steps": steps, "max_epochs": epochs}
     config["data"].update(patch_size=patch, patches_per_epoch=1600, batch_size=8)
-    network = {"class_path": "histo_gan.networks.SmpUnet",
-               "init_args": {"encoder_name": "resnet18", "encoder_depth": depth}}  # fmt: skip
+    network = {
+        "class_path": "histo_gan.networks.SmpUnet",
+        "init_args": {"encoder_name": "resnet18", "encoder_depth": depth},
+    }
     config["model"]["init_args"] = {"network": network}
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     if fit_seconds is not None:
@@ -191,8 +251,10 @@ def test_training_budget_comes_from_max_steps_else_epochs(tmp_path):
     assert (by_steps.training.steps, by_steps.training.batch_size) == (1000, 8)
     assert by_epochs.training.steps == 3 * 1600 // 8  # 600
     assert by_epochs.training.network == "SmpUnet resnet18 depth 4"
-    both = {"trainer": {"max_steps": 1000, "max_epochs": 2},
-            "data": {"patches_per_epoch": 1600, "batch_size": 8}}  # fmt: skip
+    both = {
+        "trainer": {"max_steps": 1000, "max_epochs": 2},
+        "data": {"patches_per_epoch": 1600, "batch_size": 8},
+    }
     assert training_of(both).steps == 400  # the epochs end first
     assert training_of({}).steps is None
 
@@ -219,9 +281,13 @@ def test_protocol_plateau_marks_rows_and_reports_fit_minutes(tmp_path):
     write_trained_run(tmp_path / "runs" / "short_s0", seed=0, epochs=3, fit_seconds=60)
     write_trained_run(tmp_path / "runs" / "short_s1", seed=1, epochs=3, fit_seconds=180)
     write_trained_run(tmp_path / "runs" / "long_s0", seed=0, steps=800)
-    protocol = {"runs": ["runs/*"], "out": "out", "metrics": ["aji"],
-                "plateau": "learning_curve/budget.json",
-                "arms": [{"runs": ["runs/long_*"], "data": "long"}]}  # fmt: skip
+    protocol = {
+        "runs": ["runs/*"],
+        "out": "out",
+        "metrics": ["aji"],
+        "plateau": "learning_curve/budget.json",
+        "arms": [{"runs": ["runs/long_*"], "data": "long"}],
+    }
     (tmp_path / "protocol.yaml").write_text(yaml.safe_dump(protocol))
     assert main(["--protocol", str(tmp_path / "protocol.yaml"), "--no-plots"]) == 0
     table = {r["data"]: r for r in csv.DictReader(open(tmp_path / "out" / "table.csv"))}
@@ -239,15 +305,31 @@ def test_protocol_plateau_marks_rows_and_reports_fit_minutes(tmp_path):
 
 def test_expected_runs_are_listed_with_the_command_that_finishes_them(tmp_path):
     write_trained_run(tmp_path / "runs" / "real_s0", seed=0)
-    sweep = {"program": "x", "method": "grid", "metric": {"name": "test/aji"},
-             "parameters": {"config": {"values": ["mix/real.yaml", "mix/real+hou.yaml"]},
-                            "seed_everything": {"values": [0, 1]}}}  # fmt: skip
+    sweep = {
+        "program": "x",
+        "method": "grid",
+        "metric": {"name": "test/aji"},
+        "parameters": {
+            "config": {"values": ["mix/real.yaml", "mix/real+hou.yaml"]},
+            "seed_everything": {"values": [0, 1]},
+        },
+    }
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep))
     # the sweep's trials are collected as runs/<config stem>_s<seed>: only real_s0 is there
-    protocol = {"runs": ["runs/*"], "out": "out", "metrics": ["aji"], "expected": [
-        {"data": "real", "budget": 2, "seeds": [0, 1, 2],
-         "command": "fit_test.sh --config mix/{data}.yaml --seed_everything={seed}"},
-        {"sweep": "sweep.yaml", "runs": "runs"}]}  # fmt: skip
+    protocol = {
+        "runs": ["runs/*"],
+        "out": "out",
+        "metrics": ["aji"],
+        "expected": [
+            {
+                "data": "real",
+                "budget": 2,
+                "seeds": [0, 1, 2],
+                "command": "fit_test.sh --config mix/{data}.yaml --seed_everything={seed}",
+            },
+            {"sweep": "sweep.yaml", "runs": "runs"},
+        ],
+    }
     (tmp_path / "protocol.yaml").write_text(yaml.safe_dump(protocol))
     assert main(["--protocol", str(tmp_path / "protocol.yaml"), "--no-plots"]) == 0
     missing = (tmp_path / "out" / "missing.md").read_text()
@@ -269,8 +351,10 @@ def test_expected_runs_are_listed_with_the_command_that_finishes_them(tmp_path):
     # once every run is there, nothing is missing
     for name, seed in (("real_s1", 1), ("real+hou_s0", 0), ("real+hou_s1", 1), ("x_s2", 2)):
         write_trained_run(tmp_path / "runs2" / name, seed=seed)
-    protocol.update(runs=["runs2/*"], expected=[{**protocol["expected"][0]},
-                                                {"sweep": "sweep.yaml", "runs": "runs2"}])  # fmt: skip
+    protocol.update(
+        runs=["runs2/*"],
+        expected=[{**protocol["expected"][0]}, {"sweep": "sweep.yaml", "runs": "runs2"}],
+    )
     write_trained_run(tmp_path / "runs2" / "real_s0", seed=0)
     (tmp_path / "protocol.yaml").write_text(yaml.safe_dump(protocol))
     with pytest.raises(ValueError, match="already tested"):  # real_s0 and real+hou_s0 share an arm
@@ -278,8 +362,12 @@ def test_expected_runs_are_listed_with_the_command_that_finishes_them(tmp_path):
 
 
 def test_a_protocol_with_no_finished_run_writes_what_is_missing(tmp_path):
-    protocol = {"runs": ["runs/*"], "out": "out", "metrics": ["aji"],
-                "expected": [{"data": "real", "seeds": [0], "command": "run {seed}"}]}  # fmt: skip
+    protocol = {
+        "runs": ["runs/*"],
+        "out": "out",
+        "metrics": ["aji"],
+        "expected": [{"data": "real", "seeds": [0], "command": "run {seed}"}],
+    }
     (tmp_path / "protocol.yaml").write_text(yaml.safe_dump(protocol))
     assert main(["--protocol", str(tmp_path / "protocol.yaml"), "--no-plots"]) == 0
     assert "1 of 1 expected runs are missing" in (tmp_path / "out" / "missing.md").read_text()
@@ -289,8 +377,9 @@ def test_a_protocol_with_no_finished_run_writes_what_is_missing(tmp_path):
 def test_arm_interval_is_the_bootstrap_over_images_of_the_seed_mean(tmp_path):
     write_run(tmp_path / "a0", seed=0, train=["x"], rows=rows([0.2, 0.4, 0.6]))
     write_run(tmp_path / "a1", seed=1, train=["x"], rows=rows([0.4, 0.4, 0.4]))
-    (row,), _ = build_table([load_run(tmp_path / n) for n in ("a0", "a1")], ["aji"],
-                            {"data": "real"}, n_bootstrap=4000)  # fmt: skip
+    (row,), _ = build_table(
+        [load_run(tmp_path / n) for n in ("a0", "a1")], ["aji"], {"data": "real"}, n_bootstrap=4000
+    )
     # per image over seeds: 0.3, 0.4, 0.5; resampled means lie in [0.3, 0.5], around 0.4
     assert row["aji_mean"] == pytest.approx(0.4)
     # a resampled mean is 0.3 (all three draws the 0.3 image) with chance 1/27 = 3.7% > 2.5%:
@@ -304,10 +393,22 @@ def test_budget_plot_has_one_line_per_data_source_with_bands(tmp_path, monkeypat
     from histo_gan import report
 
     table = []
-    for data, budget, value in (("real", "2", 0.2), ("real", "4", 0.3), ("real+hou", "4", 0.35),
-                                ("hou", "0", 0.1)):  # fmt: skip
-        table.append({"model": "Segmenter", "data": data, "budget": budget, "aji_mean": value,
-                      "aji_low": value - 0.05, "aji_high": value + 0.05})  # fmt: skip
+    for data, budget, value in (
+        ("real", "2", 0.2),
+        ("real", "4", 0.3),
+        ("real+hou", "4", 0.35),
+        ("hou", "0", 0.1),
+    ):
+        table.append(
+            {
+                "model": "Segmenter",
+                "data": data,
+                "budget": budget,
+                "aji_mean": value,
+                "aji_low": value - 0.05,
+                "aji_high": value + 0.05,
+            }
+        )
     saved = {}
     monkeypatch.setattr(plt.Figure, "savefig", lambda fig, path, **_: saved.setdefault("fig", fig))
     assert report.plot_budgets(table, "aji", tmp_path / "budget_aji.png")

@@ -41,9 +41,12 @@ json.dump(summary, open(os.environ["HISTO_GAN_SUMMARY"], "w"))
 def write_sweep(tmp_path: Path, values: list[int], *extra: str) -> Path:
     script = tmp_path / "trial.py"
     script.write_text(TRIAL)
-    spec = {"method": "grid", "metric": {"name": "score", "goal": "maximize"},
-            "parameters": {"x": {"values": values}},
-            "command": [sys.executable, str(script), *extra, "${args}"]}  # fmt: skip
+    spec = {
+        "method": "grid",
+        "metric": {"name": "score", "goal": "maximize"},
+        "parameters": {"x": {"values": values}},
+        "command": [sys.executable, str(script), *extra, "${args}"],
+    }
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
@@ -62,8 +65,11 @@ def test_parallel_trials_overlap_with_one_thread_a_name_and_a_log_each(tmp_path,
     runs = summaries(out / "tiny")
     assert runs[1]["start"] < runs[2]["end"] and runs[2]["start"] < runs[1]["end"]  # overlap
     names = {runs[x]["trial_name"] for x in (1, 2)}
-    ids = {p.stem.removeprefix("trial_") for p in (out / "tiny").glob("trial_*.json")
-           if not p.stem.endswith(".time")}  # fmt: skip
+    ids = {
+        p.stem.removeprefix("trial_")
+        for p in (out / "tiny").glob("trial_*.json")
+        if not p.stem.endswith(".time")
+    }
     assert names == {f"tiny_{i}" for i in ids} and len(names) == 2
     assert {runs[x]["threads"] for x in (1, 2)} == {"1"}
     logs = sorted((out / "tiny" / "logs").glob("trial_*.log"))
@@ -71,8 +77,10 @@ def test_parallel_trials_overlap_with_one_thread_a_name_and_a_log_each(tmp_path,
     rows = list(csv.DictReader(open(out / "tiny" / "sweep_results.csv")))
     assert [r["x"] for r in rows] == ["1", "2"] and all(r["attempts"] == "1" for r in rows)
     assert all(1.4 <= float(r["wall_seconds"]) < 30 for r in rows)
-    assert all(float(r["fit_seconds"]) == pytest.approx(float(r["wall_seconds"]) - 0.25, abs=0.11)
-               for r in rows)  # fmt: skip
+    assert all(
+        float(r["fit_seconds"]) == pytest.approx(float(r["wall_seconds"]) - 0.25, abs=0.11)
+        for r in rows
+    )
 
 
 def test_one_at_a_time_keeps_the_console_and_the_callers_threads(tmp_path, monkeypatch, capfd):
@@ -122,8 +130,11 @@ def test_stopping_the_sweep_stops_its_trials_and_their_children(tmp_path, monkey
     monkeypatch.setattr(sweep_module, "POLL", 0.05)
     script = tmp_path / "tree.sh"  # a trial with a child, as fit_test.sh has
     script.write_text(f"#!/bin/sh\n{sys.executable} -c 'import time; time.sleep(60)' &\nwait\n")
-    spec = {"method": "grid", "parameters": {"x": {"values": [1]}},
-            "command": ["sh", str(script), "${args}"]}  # fmt: skip
+    spec = {
+        "method": "grid",
+        "parameters": {"x": {"values": [1]}},
+        "command": ["sh", str(script), "${args}"],
+    }
     (tmp_path / "tree.yaml").write_text(yaml.safe_dump(spec))
     seen = {}
     real_start = sweep_module._start
@@ -150,9 +161,16 @@ def test_stopping_the_sweep_stops_its_trials_and_their_children(tmp_path, monkey
 
 
 def test_trial_labels_name_the_mix_split_and_seed():
-    assert trial_label({"config": "experiments/protocols/mix/real+hou.yaml",
-                        "data.split.init_args.path": "experiments/splits/budget_4.json",
-                        "seed_everything": 1}) == "real+hou_budget_4_s1"  # fmt: skip
+    assert (
+        trial_label(
+            {
+                "config": "experiments/protocols/mix/real+hou.yaml",
+                "data.split.init_args.path": "experiments/splits/budget_4.json",
+                "seed_everything": 1,
+            }
+        )
+        == "real+hou_budget_4_s1"
+    )
     assert trial_label({"lr": 0.1}) == "s0"
 
 
