@@ -8,6 +8,9 @@ LightningModule named by ``class_path`` (``histo_gan.modules.*``) and the data i
     histo-gan fit --config conf/trainer/cpu.yaml --config conf/data/sample.yaml \\
                   --config conf/model/baseline_unet.yaml --config conf/logger/wandb.yaml
 
+A config with ``overlays: <config>`` stands for that config followed by itself
+(:mod:`histo_gan.config_files`): each tiny config is its paper config plus what makes it small.
+
 Every run writes into its own folder ``<trainer.default_root_dir>/<name>/version_<N>/``
 (:mod:`histo_gan.runs`; root ``runs`` and ``name`` from ``--name`` by default): loggers,
 checkpoints (:class:`~histo_gan.callbacks.RunCheckpoint`), config, split and summaries. A
@@ -40,6 +43,7 @@ from histo_gan.callbacks.checkpoint import RunCheckpoint  # noqa: E402
 from histo_gan.callbacks.chunk import ChunkTimer  # noqa: E402
 from histo_gan.callbacks.divergence import DivergenceError, DivergenceGuard  # noqa: E402
 from histo_gan.callbacks.progress import StepProgressBar  # noqa: E402
+from histo_gan.config_files import with_overlays  # noqa: E402
 from histo_gan.config_origin import origin_of  # noqa: E402
 from histo_gan.data.datamodule import HistoDataModule  # noqa: E402
 from histo_gan.distributed import is_first_process, leave_process_group  # noqa: E402
@@ -102,6 +106,16 @@ class HistoGanCLI(LightningCLI):
             "--ckpt_path last (experiments/protocols/chunked_fit.sh chains the chunks)",
         )
         parser.set_defaults({"trainer.logger": DEFAULT_LOGGERS, "trainer.default_root_dir": None})
+
+    def parse_arguments(self, parser, args) -> None:
+        """Lightning's parsing, after a config that overlays others is replaced by the configs
+        it stands for (:mod:`histo_gan.config_files`)."""
+        if args is None:  # the command line itself: nothing to warn about
+            self.config = parser.parse_args(with_overlays(sys.argv[1:]))
+            return
+        if isinstance(args, list | tuple):
+            args = with_overlays(args)
+        super().parse_arguments(parser, args)
 
     # -- where the run goes ----------------------------------------------------------------
     def before_instantiate_classes(self) -> None:

@@ -1,7 +1,8 @@
 """Where a setting of a ``histo-gan`` command line got its value, for error messages.
 
 LightningCLI applies ``--config`` files and ``--key value`` options from left to right, the
-last one winning; :func:`origin_of` follows the same order to say which of them set a key.
+last one winning; :func:`origin_of` follows the same order to say which of them set a key (a
+config that overlays others stands for them and itself, :mod:`histo_gan.config_files`).
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["origin_of"]
+from histo_gan.config_files import CONFIG_OPTIONS, with_overlays
 
-CONFIG_OPTIONS = ("--config", "-c")
+__all__ = ["origin_of"]
 
 
 def _sets(config: object, parts: Sequence[str]) -> bool:
@@ -39,6 +40,7 @@ def origin_of(arguments: Sequence[str], key: str) -> str | None:
     """``"set in FILE"`` or ``"set on the command line"`` for the argument that gave ``key``
     (dotted, e.g. ``data.batch_size``) its value in ``arguments`` (those after the
     subcommand), or ``None`` when none of them sets it (the default)."""
+    arguments = with_overlays(arguments, inline=False)
     parts = key.split(".")
     group = f"--{parts[0]}"
     found = None
