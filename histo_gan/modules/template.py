@@ -32,11 +32,14 @@ config that names it (``model.class_path``). Every method provides:
    that :class:`~histo_gan.data.SyntheticFolder` reads.
 6. **State beyond parameters** (pools, buffers, phase positions) registered with
    :meth:`~histo_gan.modules.state.CheckpointedState.register_state`, so resume is exact.
-7. **A tiny config** ``conf/experiment/<method>_tiny.yaml``: trained by the config test
+7. **A paper config and a tiny config**: ``conf/model/<method>.yaml`` at paper size, and
+   ``conf/experiment/<method>_tiny.yaml``, an overlay of it (``overlays:``) that holds only what
+   makes it small; the tiny one is trained by the config test
    (``tests/integration/test_cli.py``) and recorded in the first-step loss fixture.
 
 :class:`TemplateModule` below is such a method: a conditional GAN from a label map to H&E
-(pix2pix's objective) in about fifty lines. ``conf/experiment/template_tiny.yaml`` trains it.
+(pix2pix's objective) in about fifty lines. ``conf/model/template.yaml`` is its paper config and
+``conf/experiment/template_tiny.yaml`` trains it on CPU.
 """
 
 from __future__ import annotations

@@ -41,6 +41,24 @@ def test_print_config_resolves_the_experiment(tmp_path):
     assert config["data"]["patch_size"] == 128
 
 
+def test_a_tiny_config_is_its_paper_config_with_the_small_settings():
+    result = run_cli(
+        "fit", "--config", "conf/experiment/hou2019_refiner_tiny.yaml", "--print_config"
+    )
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(result.stdout)
+    model = config["model"]["init_args"]
+    # from conf/model/hou2019_refiner.yaml: the paper's loss weights and data pairing
+    assert (model["gamma"], model["lambda_l1"], config["data"]["reference"]) == (
+        1.0e-7,
+        1.0e-5,
+        "same_image",
+    )
+    # from the overlay: the CPU sizes and budget
+    assert model["refiner"]["init_args"]["base_channels"] == 16
+    assert (config["trainer"]["max_epochs"], config["trainer"]["max_steps"]) == (6, -1)
+
+
 def fast_dev_run(tmp_path, *configs: str, extra: tuple[str, ...] = ()) -> None:
     args = ["fit"]
     for config in configs:

@@ -19,6 +19,7 @@ from jsonargparse import ArgumentParser
 
 from histo_gan.callbacks import SampleGrid, SyntheticExport
 from histo_gan.cli import main
+from histo_gan.config_files import overlaid_files
 from histo_gan.data import HistoDataModule, SyntheticFolder
 from histo_gan.data.sources import bundled_sample_dir
 from histo_gan.modules import CoarseToFine, MaskToImage, Pix2PixHDModule
@@ -33,6 +34,9 @@ DAFF = "conf/generator/daffgan_tiny.yaml"
 
 
 def _merge(base: dict, override: dict) -> dict:
+    """``override`` over ``base`` as the CLI merges configs (another class_path replaces)."""
+    if "class_path" in override and override["class_path"] != base.get("class_path"):
+        return dict(override)
     out = dict(base)
     for key, value in override.items():
         both_dicts = isinstance(value, dict) and isinstance(out.get(key), dict)
@@ -41,10 +45,11 @@ def _merge(base: dict, override: dict) -> dict:
 
 
 def module_from_configs(*paths: str, **init_args) -> Pix2PixHDModule:
-    """The ``model`` of layered YAML configs, instantiated as the CLI would (jsonargparse)."""
+    """The ``model`` of layered YAML configs (each with the configs it overlays), instantiated
+    as the CLI would (jsonargparse)."""
     model: dict = {}
-    for path in paths:
-        model = _merge(model, yaml.safe_load((REPO / path).read_text()).get("model", {}))
+    for file in (f for path in paths for f in overlaid_files(REPO / path)):
+        model = _merge(model, yaml.safe_load(Path(file).read_text()).get("model", {}))
     model["init_args"] = {**model["init_args"], **init_args}
     parser = ArgumentParser()
     parser.add_argument("--model", type=L.LightningModule)
