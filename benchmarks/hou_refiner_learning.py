@@ -63,10 +63,11 @@ from skimage.color import hed2rgb, rgb2hed
 from histo_gan.cli import main as histo_gan
 from histo_gan.data import HistoDataModule, LabelMapFolder, SyntheticFolder
 from histo_gan.data.sources import ImageSource
-from histo_gan.modules import HardExampleRefinerModule, RefinerPhases, SegmentationHead
+from histo_gan.modules import HardExampleRefinerModule
 from histo_gan.networks import PairDiscriminator, ReferenceRefiner, SmpUnet
 from histo_gan.networks.norm import eval_mode
 from histo_gan.realism import stain_distance
+from histo_gan.training import RefinerPhases, SegmentationHead
 from histo_gan.types import RefinerBatch, to_unit
 
 MONUSEG = Path(__file__).resolve().parents[2] / "shared" / "data" / "monuseg" / "train"

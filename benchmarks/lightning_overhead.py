@@ -69,8 +69,8 @@ def cgan_segmenter(paper: bool):
 
 
 def _refiner_parts(paper: bool) -> dict:
-    from histo_gan.modules import RefinerPhases, SegmentationHead
     from histo_gan.networks import PairDiscriminator, ReferenceRefiner, SmpUnet
+    from histo_gan.training import RefinerPhases, SegmentationHead
 
     width = 32 if paper else 16
     # straight into the joint G/D/R rounds, the phase that trains all three networks
@@ -103,7 +103,8 @@ def hou2019(paper: bool):
 
 def _pix2pixhd_stage2(generator_class: str, paper: bool):
     import histo_gan.networks as networks
-    from histo_gan.modules import MaskToImage, Pix2PixHDModule
+    from histo_gan.modules import Pix2PixHDModule
+    from histo_gan.training import MaskToImage
 
     width, blocks = (64, 9) if paper else (16, 3)
     generator = getattr(networks, generator_class)(3, 3, base_channels=width, n_blocks=blocks)

@@ -64,7 +64,7 @@ class InstanceMapWriter(BasePredictionWriter):
         if "instances" not in prediction:
             raise ValueError(
                 f"InstanceMapWriter needs segmentation predictions, got keys {sorted(prediction)}: "
-                "predict with histo_gan.modules.SegmentImages"
+                "predict with histo_gan.training.SegmentImages"
             )
         if prediction["is_padding"]:
             return

@@ -95,7 +95,7 @@ class SyntheticExport(BasePredictionWriter):
         if "image" not in prediction or "label" not in prediction:
             raise ValueError(
                 f"SyntheticExport needs synthesis predictions, got keys {sorted(prediction)}: "
-                "predict with histo_gan.modules.SynthesizeImages"
+                "predict with histo_gan.training.SynthesizeImages"
             )
         images = (prediction["image"].float().clamp(0, 1) * 255).round().to(torch.uint8)
         n = len(images)

@@ -3,7 +3,7 @@
 Channel conventions of the ``(C, H, W)`` probability input (values in [0, 1]):
 
 - ``C == 3``: background / interior / boundary (softmax output, or a one-hot mask
-  decoded by :class:`~histo_gan.modules.mask_encoding.MaskEncoding`);
+  decoded by :class:`~histo_gan.training.mask_encoding.MaskEncoding`);
 - ``C == 2``: foreground / boundary (two independent sigmoid outputs);
 - ``C == 1``: foreground only.
 

@@ -29,18 +29,18 @@ from histo_gan.losses import (
     gradient_penalty,
 )
 from histo_gan.metrics.postprocess import InstancePostprocessor
-from histo_gan.modules.evaluation import (
+from histo_gan.networks import NormalInit, PatchDiscriminator, UnetGenerator, WeightInit
+from histo_gan.training.evaluation import (
     Predictor,
     Segment,
     SegmenterEvaluation,
     SegmentImages,
     WholeImageEvaluator,
 )
-from histo_gan.modules.gan_steps import NamedUpdates
-from histo_gan.modules.mask_encoding import MaskEncoding
-from histo_gan.modules.schedules import ConstantRate, LinearDecay
-from histo_gan.modules.state import CheckpointedState
-from histo_gan.networks import NormalInit, PatchDiscriminator, UnetGenerator, WeightInit
+from histo_gan.training.gan_steps import NamedUpdates
+from histo_gan.training.mask_encoding import MaskEncoding
+from histo_gan.training.schedules import ConstantRate, LinearDecay
+from histo_gan.training.state import CheckpointedState
 from histo_gan.types import TrainBatch, to_signed
 
 __all__ = ["SpectralNormCGANSegmenterModule"]

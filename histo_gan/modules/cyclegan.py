@@ -10,7 +10,7 @@ Batches come from :class:`~histo_gan.data.HistoDataModule` with ``synthetic_rati
 in ``label``) and ``unpaired_real: true`` (real tissue in ``real``). ``predict`` turns the
 masks of a dataset into (mask, H&E) pairs (the module is a :class:`~histo_gan.types.Synthesizer`);
 the :class:`~histo_gan.callbacks.SyntheticExport` callback writes them as a synthetic dataset.
-Set ``predictor: histo_gan.modules.SegmentImages`` to segment real images with S instead.
+Set ``predictor: histo_gan.training.SegmentImages`` to segment real images with S instead.
 """
 
 from __future__ import annotations
@@ -25,18 +25,18 @@ from torch import nn
 from histo_gan.inference.tiling import SlidingWindow
 from histo_gan.losses import ReplayBuffer, VanillaGANLoss, cycle_loss, identity_loss
 from histo_gan.metrics.postprocess import InstancePostprocessor
-from histo_gan.modules.evaluation import (
+from histo_gan.networks import NormalInit, PatchDiscriminator, ResnetGenerator, WeightInit
+from histo_gan.training.evaluation import (
     Predictor,
     Segment,
     SegmenterEvaluation,
     SynthesizeImages,
     WholeImageEvaluator,
 )
-from histo_gan.modules.gan_steps import NamedUpdates
-from histo_gan.modules.mask_encoding import MaskEncoding
-from histo_gan.modules.schedules import ConstantRate, LinearDecay
-from histo_gan.modules.state import CheckpointedState
-from histo_gan.networks import NormalInit, PatchDiscriminator, ResnetGenerator, WeightInit
+from histo_gan.training.gan_steps import NamedUpdates
+from histo_gan.training.mask_encoding import MaskEncoding
+from histo_gan.training.schedules import ConstantRate, LinearDecay
+from histo_gan.training.state import CheckpointedState
 from histo_gan.types import SynthesisPrediction, TrainBatch, to_signed, to_unit
 
 __all__ = ["CycleGANModule"]

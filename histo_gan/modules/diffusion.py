@@ -22,11 +22,11 @@ seed: the same on any batch composition, process count or device, and determinis
 The training noise, timesteps and condition dropout of a step are drawn from a generator
 seeded by ``(seed, rank, global_step)``: no random state beyond the step counter, so resume is
 exact. One optimizer (``denoiser``, AdamW by default) is stepped in one
-:meth:`~histo_gan.modules.gan_steps.NamedUpdates.update` block, with gradient-norm clipping and
-the learning rate of :class:`LinearWarmup` (a :class:`~histo_gan.modules.schedules.ConstantRate`);
+:meth:`~histo_gan.training.gan_steps.NamedUpdates.update` block, with gradient-norm clipping and
+the learning rate of :class:`LinearWarmup` (a :class:`~histo_gan.training.schedules.ConstantRate`);
 the EMA is updated after each step.
 
-Evaluation role: a synthesizer (:class:`~histo_gan.modules.evaluation.SynthesizerEvaluation`:
+Evaluation role: a synthesizer (:class:`~histo_gan.training.evaluation.SynthesizerEvaluation`:
 held-out L1 of whole images at validation and test, so keep ``limit_val_batches`` 0 where a
 whole-image sampling run is too slow). ``predict`` exports (label map, H&E) pairs through
 :class:`SynthesizeImages` and :class:`~histo_gan.callbacks.SyntheticExport`; masks come from any
@@ -51,11 +51,11 @@ from lightning.pytorch.cli import OptimizerCallable
 from scipy import ndimage
 from torch import nn
 
-from histo_gan.modules.evaluation import Predictor, SynthesizeImages, SynthesizerEvaluation
-from histo_gan.modules.gan_steps import NamedUpdates
-from histo_gan.modules.mask_encoding import MaskEncoding
-from histo_gan.modules.schedules import ConstantRate
-from histo_gan.modules.state import CheckpointedState
+from histo_gan.training.evaluation import Predictor, SynthesizeImages, SynthesizerEvaluation
+from histo_gan.training.gan_steps import NamedUpdates
+from histo_gan.training.mask_encoding import MaskEncoding
+from histo_gan.training.schedules import ConstantRate
+from histo_gan.training.state import CheckpointedState
 from histo_gan.types import SynthesisPrediction, TrainBatch, to_signed, to_unit
 
 __all__ = ["DiffusionModule", "LinearWarmup", "MaskCondition"]

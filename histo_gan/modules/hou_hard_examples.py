@@ -7,7 +7,7 @@ style of a real reference patch S; D(X, S) tells real pairs <S', S> from fake pa
 per location; R segments refined patches with the initial masks as labels. G minimises
 ``α·L_reg + β·L_real + γ·L_hard`` with ``L_reg = λ1|I−X|_1 + λ2|I−X|_2²`` and
 ``L_hard = −L_R``; a replay buffer of refined samples supplies half of each D batch. Each
-training batch steps one of G, D, R, as the :class:`~histo_gan.modules.phases.RefinerPhases`
+training batch steps one of G, D, R, as the :class:`~histo_gan.training.phases.RefinerPhases`
 plan says; the plan's position and the buffer are checkpointed. R is the method's segmenter:
 validation and test score it on whole real images with the shared metrics.
 
@@ -61,25 +61,6 @@ from histo_gan.losses import (
     refiner_regularization,
 )
 from histo_gan.metrics.postprocess import InstancePostprocessor
-from histo_gan.modules.evaluation import (
-    Predictor,
-    Segment,
-    SegmenterEvaluation,
-    SynthesizeImages,
-    WholeImageEvaluator,
-)
-from histo_gan.modules.gan_steps import NamedUpdates
-from histo_gan.modules.phases import (
-    DISCRIMINATOR,
-    GENERATOR_HARD,
-    GENERATOR_PRETRAIN,
-    SEGMENTER,
-    RefinerPhases,
-)
-from histo_gan.modules.schedules import ConstantRate
-from histo_gan.modules.segmentation_head import SegmentationHead
-from histo_gan.modules.state import CheckpointedState
-from histo_gan.modules.targets import instance_boundaries
 from histo_gan.networks import (
     IdentityRefinerInit,
     PairDiscriminator,
@@ -88,6 +69,25 @@ from histo_gan.networks import (
     WeightInit,
 )
 from histo_gan.networks.norm import eval_mode
+from histo_gan.training.evaluation import (
+    Predictor,
+    Segment,
+    SegmenterEvaluation,
+    SynthesizeImages,
+    WholeImageEvaluator,
+)
+from histo_gan.training.gan_steps import NamedUpdates
+from histo_gan.training.phases import (
+    DISCRIMINATOR,
+    GENERATOR_HARD,
+    GENERATOR_PRETRAIN,
+    SEGMENTER,
+    RefinerPhases,
+)
+from histo_gan.training.schedules import ConstantRate
+from histo_gan.training.segmentation_head import SegmentationHead
+from histo_gan.training.state import CheckpointedState
+from histo_gan.training.targets import instance_boundaries
 from histo_gan.types import RefinerBatch, SynthesisPrediction, TrainBatch, to_signed, to_unit
 
 __all__ = ["HardExampleRefinerModule"]
@@ -121,7 +121,7 @@ class HardExampleRefinerModule(
         discriminator: D, ``(x, reference)`` -> per-location logits (default:
             :class:`~histo_gan.networks.PairDiscriminator`). ``use_reference: false`` on both
             networks is the "no reference" ablation.
-        segmentation_head: R (default: :class:`~histo_gan.modules.SegmentationHead`, smp U-Net).
+        segmentation_head: R (default: :class:`~histo_gan.training.SegmentationHead`, smp U-Net).
         alpha, beta, gamma, lambda_l1, lambda_l2: loss weights (hou2017 §6.1: 1, 0.7, 1e-4,
             1e-3, 1e-2). ``gamma: 0`` is the "no hard examples" ablation.
         weighting: R's and the export's per-sample weights from D's probabilities (``None``:

@@ -2,18 +2,18 @@
 
 The generator is injected: a pix2pixHD :class:`~histo_gan.networks.LocalEnhancer` around a
 :class:`~histo_gan.networks.GlobalGenerator` (or either DAFF variant, or a global generator
-alone); what it translates is the injected :mod:`pairing <histo_gan.modules.pairings>`
+alone); what it translates is the injected :mod:`pairing <histo_gan.training.pairings>`
 (stage 1: centroid points -> mask, stage 2: mask -> H&E). Losses as pix2pixHD: LSGAN over the
 scales of a conditional multiscale discriminator ``D(image, condition)``, feature matching
 (weight 10), optional VGG perceptual loss, plus an optional pix2pix L1 term (0 by default:
 neither paper uses one). D's loss is halved, as in pix2pixHD's code.
 
-Coarse-to-fine (:class:`~histo_gan.modules.CoarseToFine`, in checkpoints): in the ``global``
+Coarse-to-fine (:class:`~histo_gan.training.CoarseToFine`, in checkpoints): in the ``global``
 phase the global generator is trained on 2x-downsampled (input, target) pairs against the same
 discriminator (pix2pixHD uses a separate run; D is fully convolutional, so one D serves both
 resolutions here); then the enhancer, first with the global part frozen, then jointly.
 
-A synthesizer (:class:`~histo_gan.modules.evaluation.SynthesizerEvaluation`): validation and
+A synthesizer (:class:`~histo_gan.training.evaluation.SynthesizerEvaluation`): validation and
 test log ``val/l1`` / ``test/l1``, the mean absolute error in [0, 1] units between what
 ``synthesize`` makes of a whole held-out image (reflection-padded to the generator's size
 multiple, cropped back) and the pairing's target picture of it; ``predict`` exports
@@ -33,13 +33,19 @@ from torch import nn
 
 from histo_gan.inference import padded_call
 from histo_gan.losses import FeatureMatchingLoss, LSGANLoss, VGGPerceptualLoss
-from histo_gan.modules.coarse_to_fine import ENHANCER, GLOBAL, JOINT, CoarseToFine, training_batches
-from histo_gan.modules.evaluation import Predictor, SynthesizeImages, SynthesizerEvaluation
-from histo_gan.modules.gan_steps import NamedUpdates
-from histo_gan.modules.pairings import Pairing
-from histo_gan.modules.schedules import ConstantRate, LinearDecay
-from histo_gan.modules.state import CheckpointedState
 from histo_gan.networks import MultiscaleDiscriminator, NormalInit, WeightInit, downsample2x
+from histo_gan.training.coarse_to_fine import (
+    ENHANCER,
+    GLOBAL,
+    JOINT,
+    CoarseToFine,
+    training_batches,
+)
+from histo_gan.training.evaluation import Predictor, SynthesizeImages, SynthesizerEvaluation
+from histo_gan.training.gan_steps import NamedUpdates
+from histo_gan.training.pairings import Pairing
+from histo_gan.training.schedules import ConstantRate, LinearDecay
+from histo_gan.training.state import CheckpointedState
 from histo_gan.types import SynthesisPrediction
 
 __all__ = ["Pix2PixHDModule"]

@@ -2,8 +2,8 @@
 
 This is the "real data only" row of every comparison and the task network that the
 synthetic-data methods are judged by. The network predicts three classes per pixel
-(background / interior / boundary, see :mod:`histo_gan.modules.targets`) through the shared
-:class:`~histo_gan.modules.segmentation_head.SegmentationHead`; evaluation turns the
+(background / interior / boundary, see :mod:`histo_gan.training.targets`) through the shared
+:class:`~histo_gan.training.segmentation_head.SegmentationHead`; evaluation turns the
 probabilities into instances with the shared post-processing and scores them with the shared
 metric collection, on whole images.
 """
@@ -17,14 +17,14 @@ from torch import nn
 
 from histo_gan.inference.tiling import SlidingWindow
 from histo_gan.metrics.postprocess import InstancePostprocessor
-from histo_gan.modules.evaluation import (
+from histo_gan.training.evaluation import (
     Predictor,
     Segment,
     SegmenterEvaluation,
     SegmentImages,
     WholeImageEvaluator,
 )
-from histo_gan.modules.segmentation_head import SegmentationHead
+from histo_gan.training.segmentation_head import SegmentationHead
 from histo_gan.types import TrainBatch
 
 __all__ = ["SegmenterModule"]

@@ -9,7 +9,7 @@ config that names it (``model.class_path``). Every method provides:
    ``init_args`` in YAML), with defaults at paper size; no string switches. Scalars (loss
    weights) go to ``save_hyperparameters``; components are left out of it (``ignore``).
 2. **Its training step**, top to bottom in its own file. A GAN uses manual optimisation and
-   :class:`~histo_gan.modules.gan_steps.NamedUpdates`: optimizers are built by name in
+   :class:`~histo_gan.training.gan_steps.NamedUpdates`: optimizers are built by name in
    ``configure_optimizers`` (``self.named_optimizers(generator=..., discriminator=...)``) and
    every update is one ``with self.update(name) as step:`` block that sets ``step.loss``.
    Logged names: ``train/loss_<term>`` (or ``train/<phase>/loss``) for losses.
@@ -17,21 +17,21 @@ config that names it (``model.class_path``). Every method provides:
    :class:`~histo_gan.callbacks.SampleGrid`, in order, each ``float`` ``(B, 3, H, W)`` in
    [0, 1] with the same ``B`` as the batch; called without gradient, in eval mode, on the first
    training batch of an epoch; it changes no state.
-4. **Its evaluation role**, by the mixin it inherits (:mod:`histo_gan.modules.evaluation`):
-   :class:`~histo_gan.modules.evaluation.SegmenterEvaluation` (declare ``segmenter()``; whole
+4. **Its evaluation role**, by the mixin it inherits (:mod:`histo_gan.training.evaluation`):
+   :class:`~histo_gan.training.evaluation.SegmenterEvaluation` (declare ``segmenter()``; whole
    held-out images scored with AJI, Dice, PQ, Hausdorff) or
-   :class:`~histo_gan.modules.evaluation.SynthesizerEvaluation` (define ``synthesize``; the
+   :class:`~histo_gan.training.evaluation.SynthesizerEvaluation` (define ``synthesize``; the
    held-out L1, and the realism measures of the ``RealismMonitor`` callback). The mixin writes
    validation, test and predict; a method writes none of them.
 5. **Export of synthetic pairs** (synthesizers): ``synthesize(batch) -> SynthesisPrediction``
    (:class:`~histo_gan.types.Synthesizer`): ``batch`` holds at least ``label`` ``int32``
    ``(B, H, W)`` and ``image_id``; the result holds ``image`` ``float32`` ``(B, 3, H, W)`` in
    [0, 1], the exact input ``label`` and ``image_id`` (and optionally ``weight`` ``(B,)``).
-   ``predict`` with :class:`~histo_gan.modules.evaluation.SynthesizeImages` and the
+   ``predict`` with :class:`~histo_gan.training.evaluation.SynthesizeImages` and the
    :class:`~histo_gan.callbacks.SyntheticExport` callback writes them as a synthetic dataset
    that :class:`~histo_gan.data.SyntheticFolder` reads.
 6. **State beyond parameters** (pools, buffers, phase positions) registered with
-   :meth:`~histo_gan.modules.state.CheckpointedState.register_state`, so resume is exact.
+   :meth:`~histo_gan.training.state.CheckpointedState.register_state`, so resume is exact.
 7. **A paper config and a tiny config**: ``conf/model/<method>.yaml`` at paper size, and
    ``conf/experiment/<method>_tiny.yaml``, an overlay of it (``overlays:``) that holds only what
    makes it small; the tiny one is trained by the config test
@@ -54,11 +54,11 @@ from torch import nn
 
 from histo_gan.inference import padded_call
 from histo_gan.losses import GANLoss, VanillaGANLoss, l1_loss
-from histo_gan.modules.evaluation import Predictor, SynthesizeImages, SynthesizerEvaluation
-from histo_gan.modules.gan_steps import NamedUpdates
-from histo_gan.modules.mask_encoding import MaskEncoding
-from histo_gan.modules.schedules import ConstantRate
 from histo_gan.networks import NormalInit, PatchDiscriminator, UnetGenerator, WeightInit
+from histo_gan.training.evaluation import Predictor, SynthesizeImages, SynthesizerEvaluation
+from histo_gan.training.gan_steps import NamedUpdates
+from histo_gan.training.mask_encoding import MaskEncoding
+from histo_gan.training.schedules import ConstantRate
 from histo_gan.types import SynthesisPrediction, TrainBatch, to_signed, to_unit
 
 __all__ = ["Method", "TemplateModule"]

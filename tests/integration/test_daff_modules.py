@@ -22,7 +22,8 @@ from histo_gan.cli import main
 from histo_gan.config_files import overlaid_files
 from histo_gan.data import HistoDataModule, SyntheticFolder
 from histo_gan.data.sources import bundled_sample_dir
-from histo_gan.modules import CoarseToFine, MaskToImage, Pix2PixHDModule
+from histo_gan.modules import Pix2PixHDModule
+from histo_gan.training import CoarseToFine, MaskToImage
 from histo_gan.types import to_signed
 
 REPO = Path(__file__).resolve().parents[2]

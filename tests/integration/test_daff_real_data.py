@@ -14,8 +14,9 @@ import pytest
 import torch
 
 from histo_gan.data import FixedSplit, HistoDataModule, LabelMapFolder
-from histo_gan.modules import ConstantRate, MaskToImage, Pix2PixHDModule
+from histo_gan.modules import Pix2PixHDModule
 from histo_gan.networks import GlobalGenerator, MultiscaleDiscriminator
+from histo_gan.training import ConstantRate, MaskToImage
 
 pytestmark = [pytest.mark.real_data, pytest.mark.slow]
 

@@ -8,7 +8,7 @@ import torch
 
 from histo_gan.data import HistoDataModule, SyntheticFolder
 from histo_gan.losses import ReplayBuffer
-from histo_gan.modules.schedules import LinearDecay, Progress
+from histo_gan.training.schedules import LinearDecay, Progress
 from tests.integration.test_mahmood_modules import masks, tiny_cgan, tiny_cyclegan  # noqa: F401
 
 

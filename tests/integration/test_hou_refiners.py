@@ -22,11 +22,10 @@ from histo_gan.losses import ImportanceWeighting, ReplayBuffer
 from histo_gan.modules import (
     HardExampleRefinerModule,
     ImportanceSamplingRefinerModule,
-    RefinerPhases,
-    SegmentationHead,
     SegmenterModule,
 )
 from histo_gan.networks import PairDiscriminator, ReferenceRefiner, SmpUnet
+from histo_gan.training import RefinerPhases, SegmentationHead
 from histo_gan.types import RefinerBatch
 
 METRIC_NAMES = ("dice", "aji", "aji_plus", "pq", "hausdorff", "object_dice", "aggregate/aji")

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from histo_gan.callbacks import InstanceMapWriter, SyntheticExport
-from histo_gan.modules.phases import Phase, PhasePlan, Rounds
-from histo_gan.modules.schedules import ConstantRate, LinearDecay, Progress, training_progress
-from histo_gan.modules.state import CheckpointedState
+from histo_gan.training.phases import Phase, PhasePlan, Rounds
+from histo_gan.training.schedules import ConstantRate, LinearDecay, Progress, training_progress
+from histo_gan.training.state import CheckpointedState
 
 
 def fake_trainer(epoch=0, max_epochs=-1, step=0, max_steps=-1):

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from histo_gan.modules.gan_steps import NamedUpdates
-from histo_gan.modules.schedules import LinearDecay
+from histo_gan.training.gan_steps import NamedUpdates
+from histo_gan.training.schedules import LinearDecay
 
 
 class TwoNetworks(NamedUpdates, L.LightningModule):

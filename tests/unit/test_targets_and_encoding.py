@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from histo_gan.losses.segmentation import CrossEntropyDiceLoss
-from histo_gan.modules.mask_encoding import MaskEncoding
-from histo_gan.modules.targets import instance_boundaries, three_class_target
+from histo_gan.training.mask_encoding import MaskEncoding
+from histo_gan.training.targets import instance_boundaries, three_class_target
 
 
 def two_touching_squares():

@@ -3,7 +3,7 @@
 One plain ``nn.Module`` used by :class:`~histo_gan.modules.SegmenterModule`, by the segmenter
 that the Hou refiners train jointly with their generator, and by any importance-weighted
 training, so that every method segments, is trained and is evaluated the same way. Targets are
-background / interior / boundary classes (:func:`~histo_gan.modules.targets.three_class_target`).
+background / interior / boundary classes (:func:`~histo_gan.training.targets.three_class_target`).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from histo_gan.losses.segmentation import CrossEntropyDiceLoss
-from histo_gan.modules.mask_encoding import MaskEncoding
-from histo_gan.modules.targets import three_class_target
 from histo_gan.networks.segmenter import SmpUnet
+from histo_gan.training.mask_encoding import MaskEncoding
+from histo_gan.training.targets import three_class_target
 
 __all__ = ["SegmentationHead"]
 

@@ -16,7 +16,7 @@ choice here (same networks, one checkpoint).
 
 from __future__ import annotations
 
-from histo_gan.modules.phases import Phase, PhasePlan
+from histo_gan.training.phases import Phase, PhasePlan
 
 __all__ = ["CoarseToFine", "training_batches"]
 

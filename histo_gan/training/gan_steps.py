@@ -14,7 +14,7 @@ and writes each update of its training step as one block::
     # here: G's gradients were zeroed, step.loss back-propagated, clipped, stepped
 
 On entry the update sets that optimizer's learning rate from the module's ``lr_schedule`` (the
-one schedule mechanism of the GAN modules, :mod:`histo_gan.modules.schedules`) and gives only
+one schedule mechanism of the GAN modules, :mod:`histo_gan.training.schedules`) and gives only
 its parameters ``requires_grad`` (``toggle_optimizer``), before any forward, so no graph is
 built into the other networks; it zeroes the gradients. On a clean exit it back-propagates
 ``step.loss`` (``manual_backward``), clips the gradient norm when asked, steps the optimizer and
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 from lightning.pytorch.cli import OptimizerCallable
 
-from histo_gan.modules.schedules import ConstantRate
+from histo_gan.training.schedules import ConstantRate
 
 __all__ = ["PAPER_ADAM", "NamedUpdates", "Update", "make_optimizer"]
 
@@ -62,7 +62,7 @@ class Update:
 class NamedUpdates:
     """LightningModule mixin: optimizers by name and :meth:`update`, one block per update.
 
-    The module sets ``lr_schedule`` (a :class:`~histo_gan.modules.schedules.ConstantRate` or
+    The module sets ``lr_schedule`` (a :class:`~histo_gan.training.schedules.ConstantRate` or
     subclass) before training.
     """
 

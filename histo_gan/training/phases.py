@@ -13,7 +13,7 @@ Example (pre-train G for 2 batches, then 3 rounds of 1 G batch and 2 D batches):
     # g g | g d d | g d d | g d d | g d d ...
 
 :class:`RefinerPhases` is the plan of the Hou refiners (hou2017 Algorithm 1). The
-coarse-to-fine stages of pix2pixHD (:mod:`~histo_gan.modules.coarse_to_fine`) are a plan too,
+coarse-to-fine stages of pix2pixHD (:mod:`~histo_gan.training.coarse_to_fine`) are a plan too,
 with lengths taken from the training budget.
 """
 

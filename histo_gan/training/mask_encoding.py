@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from histo_gan.modules.targets import three_class_target
+from histo_gan.training.targets import three_class_target
 
 __all__ = ["MaskEncoding"]
 

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from histo_gan.metrics.postprocess import InstancePostprocessor
-from histo_gan.modules.mask_encoding import MaskEncoding
 from histo_gan.synthesis.masks import centroid_point_map
+from histo_gan.training.mask_encoding import MaskEncoding
 from histo_gan.types import SynthesisPrediction, to_signed, to_unit
 
 __all__ = ["CentroidsToMask", "MaskToImage", "Pairing"]
