@@ -6,7 +6,8 @@ W&B sweeps need a server to hand out trials; this runner reads the same YAML (``
 ``grid`` or ``random``, ``metric``, ``parameters``, ``command``) and runs the trials as
 subprocesses, one after the other or ``--parallel N`` at a time. It prints a leaderboard and
 writes ``sweep_results.csv`` and ``sweep_results.json`` into ``OUT/<sweep stem>/``, which
-name every trial's command, run folder and wall time. :mod:`histo_gan.sweep_file` reads the
+name every trial's command, run folder and wall time. ``--results`` writes them from the
+trials finished so far and runs nothing (while the sweep itself runs on, say). :mod:`histo_gan.sweep_file` reads the
 YAML.
 
 A trial is identified by its full command and, for ``histo-gan`` commands, the config it
@@ -283,6 +284,49 @@ def _terminate(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def write_results(trials: list[Trial], spec: dict, out: Path, console, codes: dict) -> int:
+    """Print the leaderboard and write ``sweep_results.{csv,json}`` from the trials' summaries
+    (a trial without one is listed with its exit code, or as not run). 0 when every trial
+    finished."""
+    from rich.table import Table
+
+    metric = spec.get("metric", {}).get("name")
+    goal = spec.get("metric", {}).get("goal", "maximize")
+    results = []
+    for trial in trials:
+        record = {"trial": trial.id, **trial.assignment, "command": shlex.join(trial.command)}
+        if not trial.summary.exists():
+            code = codes.get(trial.id)
+            status = "not run" if code is None else f"failed ({code})"
+            if code is not None:
+                console.print(
+                    f"  [red]trial {trial.number} {trial.id} failed with exit code {code}[/red]"
+                )
+            results.append({**record, "status": status})
+            continue
+        summary = json.loads(trial.summary.read_text())
+        results.append({**record, "status": "ok", "run_dir": summary.get("run_dir"), **summary})
+    if not results:
+        return 0
+    ok = [r for r in results if r["status"] == "ok" and metric in r]
+    ok.sort(key=lambda r: r[metric], reverse=(goal == "maximize"))
+    table = Table(title=f"{out.name}: {metric} ({goal})")
+    columns = ["trial", *spec["parameters"], metric, "wall_seconds", "run_dir"]
+    for column in columns:
+        table.add_column(str(column))
+    for row in ok + [r for r in results if r not in ok]:
+        table.add_row(*(_format(row.get(c, row["status"])) for c in columns))
+    console.print(table)
+    keys = sorted({k for r in results for k in r}, key=lambda k: (k not in columns, k))
+    table_csv = io.StringIO()
+    writer = csv.DictWriter(table_csv, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(results)
+    write_text_atomic(out / "sweep_results.csv", table_csv.getvalue())
+    write_text_atomic(out / "sweep_results.json", json.dumps(results, indent=2, default=str))
+    return 0 if len(ok) == len(results) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="histo-gan sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("sweep", type=Path, help="W&B sweep YAML")
@@ -297,18 +341,20 @@ def main(argv: list[str] | None = None) -> int:
         help="OMP/MKL/OpenBLAS threads of each trial (1 with --parallel > 1)",
     )
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
+    parser.add_argument(
+        "--results",
+        action="store_true",
+        help="run nothing: write sweep_results.{csv,json} of the trials finished so far",
+    )
     args = parser.parse_args(argv)
     if args.parallel < 1:
         raise ValueError(f"--parallel must be at least 1, got {args.parallel}")
     threads = args.threads if args.threads is not None else (1 if args.parallel > 1 else None)
     from rich.console import Console
-    from rich.table import Table
 
     console = Console()
     spec = load_sweep(args.sweep)
     assignments = expand_trials(spec, args.count, args.seed)
-    metric = spec.get("metric", {}).get("name")
-    goal = spec.get("metric", {}).get("goal", "maximize")
     out = args.out / args.sweep.stem
     out.mkdir(parents=True, exist_ok=True)
     trials = []
@@ -324,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
         trials.append(trial)
     if args.dry_run:
         return 0
+    if args.results:
+        write_results(trials, spec, out, console, {})
+        return 0
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         codes = run_trials(
@@ -336,34 +385,4 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
-    results = []
-    for trial in trials:
-        record = {"trial": trial.id, **trial.assignment, "command": shlex.join(trial.command)}
-        if not trial.summary.exists():
-            code = codes.get(trial.id)
-            console.print(
-                f"  [red]trial {trial.number} {trial.id} failed with exit code {code}[/red]"
-            )
-            results.append({**record, "status": f"failed ({code})"})
-            continue
-        summary = json.loads(trial.summary.read_text())
-        results.append({**record, "status": "ok", "run_dir": summary.get("run_dir"), **summary})
-    if not results:
-        return 0
-    ok = [r for r in results if r["status"] == "ok" and metric in r]
-    ok.sort(key=lambda r: r[metric], reverse=(goal == "maximize"))
-    table = Table(title=f"{args.sweep.name}: {metric} ({goal})")
-    columns = ["trial", *spec["parameters"], metric, "wall_seconds", "run_dir"]
-    for column in columns:
-        table.add_column(str(column))
-    for row in ok + [r for r in results if r not in ok]:
-        table.add_row(*(_format(row.get(c, row["status"])) for c in columns))
-    console.print(table)
-    keys = sorted({k for r in results for k in r}, key=lambda k: (k not in columns, k))
-    table_csv = io.StringIO()
-    writer = csv.DictWriter(table_csv, fieldnames=keys)
-    writer.writeheader()
-    writer.writerows(results)
-    write_text_atomic(out / "sweep_results.csv", table_csv.getvalue())
-    write_text_atomic(out / "sweep_results.json", json.dumps(results, indent=2, default=str))
-    return 0 if len(ok) == len(results) else 1
+    return write_results(trials, spec, out, console, codes)

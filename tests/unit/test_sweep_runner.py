@@ -177,3 +177,23 @@ def test_trial_labels_name_the_mix_split_and_seed():
 def test_parallel_must_be_positive(tmp_path):
     with pytest.raises(ValueError, match="--parallel"):
         main([str(write_sweep(tmp_path, [1])), "--parallel", "0"])
+
+
+def test_results_lists_the_finished_trials_of_a_running_sweep_and_runs_nothing(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(sweep_module, "POLL", 0.05)
+    path = write_sweep(tmp_path, [1, 2], "--fail_first=1")
+    out = tmp_path / "sweeps"
+    assert main([str(path), "--out", str(out), "--parallel", "2"]) == 1  # both fail once
+    sweep = out / "tiny"
+    (sweep / "sweep_results.json").unlink()
+    finished = {p.name for p in sweep.glob("trial_*.json")}
+    assert main([str(path), "--out", str(out), "--results"]) == 0
+    rows = json.loads((sweep / "sweep_results.json").read_text())
+    assert [r["status"] for r in rows] == ["not run", "not run"]
+    assert {p.name for p in sweep.glob("trial_*.json")} == finished  # nothing was started
+    assert main([str(path), "--out", str(out), "--parallel", "2"]) == 0
+    assert main([str(path), "--out", str(out), "--results"]) == 0
+    rows = json.loads((sweep / "sweep_results.json").read_text())
+    assert [(r["status"], r["score"]) for r in rows] == [("ok", 1.0), ("ok", 2.0)]
