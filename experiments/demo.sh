@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The suite's story on the bundled sample in a few CPU minutes (`make demo`; 104 s on 2 CPU
-# cores with light load, longer when the cores are shared with other jobs):
+# cores with light load, 193 s with two trainings on the same cores):
 #   1. synthesize: initial `hou` patches (real backgrounds + random nuclei, exact label maps),
 #   2. a GAN method: the hou2019 refiner (G, D and segmenter R by Algorithm 1) at tiny size,
 #      then its refined patches exported by `predict`,
