@@ -14,13 +14,21 @@ logger, and the no-logger case, point there).
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CHECKPOINT_ALIASES", "RunFolder", "find_checkpoint", "next_version", "versions"]
+__all__ = [
+    "CHECKPOINT_ALIASES",
+    "RunFolder",
+    "find_checkpoint",
+    "logged_curve",
+    "next_version",
+    "versions",
+]
 
 CHECKPOINT_ALIASES = ("last", "best")
 _VERSION = re.compile(r"^version_(\d+)$")
@@ -107,3 +115,30 @@ def find_checkpoint(root: str | Path, name: str, alias: str) -> Path | None:
         if path.is_file():
             return path
     return None
+
+
+def logged_curve(run: str | Path, metrics: dict[str, str]) -> dict[int, dict[str, float]]:
+    """The logged values of ``metrics`` over training, from every version of one run name.
+
+    ``run`` is ``<root>/<name>``; its ``version_*/metrics.csv`` (the CSV logger's, one per
+    chunk of a chunked run, whose steps continue) are read in version order and later
+    versions win at a repeated step. ``metrics`` maps the names to return to the logged column
+    names (``{"aji": "val/aji"}``); a row counts when it logs the first of them, and a missing
+    or empty column in such a row reads as NaN. Returns ``{steps trained: {name: value}}``:
+    Lightning logs at the index of the last training batch, so the step is that index + 1.
+    """
+    columns = list(metrics.values())
+    curve: dict[int, dict[str, float]] = {}
+    for version in versions(Path(run).parent, Path(run).name):
+        path = Path(run) / f"version_{version}" / "metrics.csv"
+        if not path.is_file():
+            continue
+        with path.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                if not row.get(columns[0]):
+                    continue
+                curve[int(row["step"]) + 1] = {
+                    name: float(row[column]) if row.get(column) else float("nan")
+                    for name, column in metrics.items()
+                }
+    return dict(sorted(curve.items()))

@@ -28,28 +28,11 @@ from pathlib import Path
 import yaml
 
 from histo_gan.metrics.plateau import mean_curve, plateau_budget
+from histo_gan.runs import logged_curve
 
 ROOT = Path(__file__).resolve().parents[3]
 CONFIG = ROOT / "experiments" / "protocols" / "learning_curve" / "cpu.yaml"
 METRICS = {"aji": "val/aji", "dice": "val/dice", "pq": "val/pq"}
-
-
-def read_seed(run: Path) -> dict[int, dict[str, float]]:
-    """``{step: {metric: value}}`` of every validation of one seed's chunks (later chunks win)."""
-    curve: dict[int, dict[str, float]] = {}
-    versions = sorted(run.glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
-    for version in versions:
-        path = version / "metrics.csv"
-        if not path.is_file():
-            continue
-        with path.open() as handle:
-            for row in csv.DictReader(handle):
-                if row.get("val/aji"):
-                    # Lightning logs validation at the step of the last training batch: + 1
-                    # makes it the number of steps trained.
-                    step = int(row["step"]) + 1
-                    curve[step] = {k: float(row[v]) for k, v in METRICS.items()}
-    return curve
 
 
 def budget_record(steps, values) -> dict:
@@ -105,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     curves = {}
     for run in sorted(args.runs.glob("learning_curve_s*")):
         seed = int(re.fullmatch(r"learning_curve_s(\d+)", run.name).group(1))
-        curve = read_seed(run)
+        curve = logged_curve(run, METRICS)
         if curve:
             curves[seed] = curve
     if not curves:

@@ -1,0 +1,49 @@
+"""experiments/protocols/converged/gan_curve.py: the export decision of a synthesizer's run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SPEC = importlib.util.spec_from_file_location(
+    "gan_curve", REPO / "experiments" / "protocols" / "converged" / "gan_curve.py"
+)
+gan_curve = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(gan_curve)
+
+
+def write_run(run: Path, l1: list[float]) -> None:
+    (run / "version_0").mkdir(parents=True)
+    rows = [f"0,{100 * (k + 1) - 1},{v}" for k, v in enumerate(l1)]
+    (run / "version_0" / "metrics.csv").write_text("epoch,step,val/l1\n" + "\n".join(rows) + "\n")
+
+
+def test_a_falling_l1_that_levels_off_is_flattened_with_its_budget(tmp_path):
+    l1 = [0.30, 0.20, 0.15, 0.12, 0.11, 0.105, 0.10, 0.10, 0.10]
+    write_run(tmp_path / "gan", l1)
+    out = tmp_path / "curve"
+    assert (
+        gan_curve.main(
+            [str(tmp_path / "gan"), "--metric", "val/l1", "--lower-is-better", "--out", str(out)]
+        )
+        == 0
+    )
+    record = json.loads((out / "plateau.json").read_text())
+    # trailing means of 3: ..., 0.126667 (step 500), 0.111667 (600), 0.105, 0.101667, 0.1;
+    # plateau = mean of the last third = 0.102222; reached where <= 0.112222: step 600
+    assert abs(record["plateau"] - 0.102222) < 1e-6
+    assert record["flattened"] and record["budget"] == 600
+    assert (out / "curve.png").is_file() and (out / "curve.csv").read_text().count("\n") == 10
+
+
+def test_a_still_falling_l1_is_not_flattened(tmp_path):
+    write_run(tmp_path / "gan", [0.5, 0.45, 0.4, 0.35, 0.3, 0.25, 0.2, 0.15, 0.1])
+    out = tmp_path / "curve"
+    gan_curve.main(
+        [str(tmp_path / "gan"), "--metric", "val/l1", "--lower-is-better", "--out", str(out)]
+    )
+    record = json.loads((out / "plateau.json").read_text())
+    # the tail 0.2, 0.15, 0.1 still falls 0.1 over its 200 steps
+    assert not record["flattened"] and abs(record["improvement_over_tail"] - 0.1) < 1e-9
