@@ -12,7 +12,7 @@
 #   runs/protocols/synthetic/hou2019_no_importance  ... by hou2019 without importance weights
 #                                      (experiments/protocols/hou_refiners/; needs `hou` first)
 #   runs/protocols/synthetic/diffusion (mask, H&E) pairs of the mask-conditioned diffusion model,
-#                                      256 of 128 px from masks of the training images' nucleus
+#                                      256 of 192 px from masks of the training images' nucleus
 #                                      shapes (experiments/protocols/diffusion/cpu.yaml; trains
 #                                      it first unless a finished run is there)
 # Usage: experiments/protocols/make_synthetic.sh [hou|cyclegan|pix2pixhd|daffgan|hou2017|hou2019|
