@@ -19,7 +19,7 @@ import json
 import shutil
 from pathlib import Path
 
-from histo_gan.sweep import trial_label
+from histo_gan.sweep_file import trial_label
 
 SUMMARY_FILES = ("test_metrics.json", "test_metrics_per_image.csv", "config.yaml", "split.json")
 TRIAL_FIELDS = ("trial", "command", "wall_seconds", "attempts", "test_seconds", "fit_seconds",
