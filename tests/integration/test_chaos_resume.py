@@ -1,5 +1,9 @@
 """Chaos: ``fit`` killed (SIGKILL) at random points and resumed with ``--ckpt_path last``
-reaches the epoch count of an uninterrupted run, and every ``last.ckpt`` left loads."""
+reaches the epoch count of an uninterrupted run, and every ``last.ckpt`` left loads.
+
+The kill points are drawn in training progress (a random number of epochs past the last
+checkpoint, then a random moment inside the next epoch), not in seconds, so that a fast machine
+cannot finish the run before a kill lands and a slow one still kills mid-run."""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = str(REPO / "conf" / "experiment" / "baseline_unet_tiny.yaml")
-EPOCHS, STEPS_PER_EPOCH, KILLS = 3, 2, 4
+EPOCHS, STEPS_PER_EPOCH, KILLS = 16, 2, 4
 FIT = [
     sys.executable,
     "-m",
@@ -48,43 +52,52 @@ def start(cwd: Path, resume: bool) -> subprocess.Popen:
     )
 
 
+def saved_epoch(run: Path) -> int:
+    """The epoch of ``run``'s ``last.ckpt`` (-1 while it has none)."""
+    last = run / "checkpoints" / "last.ckpt"
+    return torch.load(last, weights_only=False)["epoch"] if last.exists() else -1
+
+
+def wait_for_epoch(cwd: Path, runs_before: int, process: subprocess.Popen, epoch: int) -> None:
+    """Wait until the run started after ``runs_before`` has begun training and, for
+    ``epoch >= 0``, has saved a ``last.ckpt`` of at least that epoch."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"the run ended (rc {process.returncode}) before its kill"
+        folders = run_folders(cwd)
+        if len(folders) > runs_before and (folders[-1] / "config.yaml").exists():
+            if saved_epoch(folders[-1]) >= epoch:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"no checkpoint of epoch {epoch} within 180 s")
+
+
 @pytest.mark.slow
 def test_fit_killed_at_random_points_resumes_to_the_full_run(tmp_path, capsys):
     rng = random.Random(0)
-    kill_points = []
+    kill_points, reached = [], -1
     for attempt in range(KILLS):
         before = len(run_folders(tmp_path))
         process = start(tmp_path, resume=attempt > 0)
-        # training starts once the new run folder has its config.yaml
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and process.poll() is None:
-            folders = run_folders(tmp_path)
-            started = len(folders) > before and (folders[-1] / "config.yaml").exists()
-            # the last kill waits for a checkpoint of its run, so that resuming from one is
-            # exercised however slow the machine is
-            if started and (
-                attempt < KILLS - 1 or (folders[-1] / "checkpoints" / "last.ckpt").exists()
-            ):
-                break
-            time.sleep(0.05)
-        delay = rng.uniform(0.0, 4.0)
+        # 0 epochs past the last checkpoint kills before this run saves anything; the last kill
+        # always comes after a checkpoint of its own run, so resuming from one is exercised
+        epochs_on = rng.randint(1 if attempt == KILLS - 1 else 0, 2)
+        target = reached + epochs_on if epochs_on else -1
+        wait_for_epoch(tmp_path, before, process, target)
+        delay = rng.uniform(0.0, 0.3)
         time.sleep(delay)
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            kill_points.append(round(delay, 2))
+        process.send_signal(signal.SIGKILL)
         process.wait()
+        kill_points.append((target, round(delay, 2)))
         for last in tmp_path.glob("runs/*/version_*/checkpoints/last.ckpt"):
-            torch.load(last, weights_only=False)  # never torn
+            reached = max(reached, torch.load(last, weights_only=False)["epoch"])  # never torn
+    assert reached < EPOCHS - 1, "the kills left nothing for the final run to resume"
     final = start(tmp_path, resume=True)
     assert final.wait(timeout=600) == 0
     final_run = run_folders(tmp_path)[-1]
     resumed_from = yaml.safe_load((final_run / "config.yaml").read_text())["ckpt_path"]
     assert resumed_from and resumed_from.endswith("checkpoints/last.ckpt")  # not from scratch
-    # the newest last.ckpt: the final run's, or, when the runs before it already trained to the
-    # end, the one it resumed from (a resumed finished run has no epoch left to save)
-    lasts = [f / "checkpoints" / "last.ckpt" for f in run_folders(tmp_path)]
-    last = torch.load([p for p in lasts if p.exists()][-1], weights_only=False)
+    last = torch.load(final_run / "checkpoints" / "last.ckpt", weights_only=False)
     assert last["epoch"] == EPOCHS - 1 and last["global_step"] == EPOCHS * STEPS_PER_EPOCH
     with capsys.disabled():
-        print(f"\nchaos: {len(kill_points)} kills at {kill_points} s after training started")
-    assert len(kill_points) >= KILLS - 1  # a kill may come after a (fast) run already ended
+        print(f"\nchaos: kills at (checkpoint epoch, seconds after it) {kill_points}")
