@@ -95,6 +95,11 @@ class Pix2PixHDModule(SynthesizerEvaluation, NamedUpdates, CheckpointedState, L.
         self.save_hyperparameters("lambda_l1")
         if coarse_to_fine is not None and not hasattr(generator, "global_generator"):
             raise ValueError("coarse-to-fine stages need a generator with a global_generator")
+        if coarse_to_fine is not None and generator.global_generator.head is None:
+            raise ValueError(
+                "coarse-to-fine stages train the global generator alone through its output "
+                "head, which the local enhancer removed: build it with global_head: true"
+            )
         self.G = generator
         self.D = discriminator or MultiscaleDiscriminator(3, condition_channels=3)
         weight_init = weight_init or NormalInit()

@@ -103,8 +103,9 @@ class DAFFLocalEnhancer(LocalEnhancer):
         norm: NormKind = "instance",
         attention_reduction: int = 8,
         attention_recurrence: int = 2,
+        global_head: bool = False,
     ) -> None:
-        super().__init__(global_generator, base_channels, n_blocks, norm)
+        super().__init__(global_generator, base_channels, n_blocks, norm, global_head)
         self.attention = CrissCrossAttention(
             2 * base_channels, attention_reduction, attention_recurrence
         )

@@ -45,7 +45,9 @@ class IdentityRefinerInit(NormalInit):
 
     def __call__(self, network: nn.Module) -> nn.Module:
         if not hasattr(network, "zero_residual"):
-            raise ValueError(f"IdentityRefinerInit: {type(network).__name__} has no zero_residual()")
+            raise ValueError(
+                f"IdentityRefinerInit: {type(network).__name__} has no zero_residual()"
+            )
         return super().__call__(network).zero_residual()
 
 

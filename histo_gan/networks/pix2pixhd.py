@@ -52,7 +52,8 @@ class GlobalGenerator(nn.Module):
     Forward: ``(B, in_channels, H, W)`` in [-1, 1] -> ``(B, out_channels, H, W)`` in [-1, 1];
     ``H`` and ``W`` must be multiples of ``2 ** n_downsampling``. :meth:`features` stops before
     the head and returns ``(B, base_channels, H, W)``: what a :class:`LocalEnhancer` adds to
-    its own features.
+    its own features. A :class:`LocalEnhancer` built with ``global_head=False`` removes the
+    head (``head`` is then None and only :meth:`features` works).
     """
 
     def __init__(
@@ -80,6 +81,12 @@ class GlobalGenerator(nn.Module):
         return self.up(self.blocks(self.down(self.stem(x))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.head is None:
+            raise RuntimeError(
+                "this global generator's output head was removed by its LocalEnhancer "
+                "(global_head=False): only features() works; build the enhancer with "
+                "global_head=True to train or run the global generator alone"
+            )
         return self.head(self.features(x))
 
 
@@ -90,7 +97,9 @@ class LocalEnhancer(nn.Module):
     front part (7x7 stem at ``base_channels``, one stride-2 convolution to ``2 *
     base_channels``) sees the full-resolution input; the two feature maps are added and go
     through ``n_blocks`` residual blocks, one transposed convolution and the 7x7 ``tanh`` head.
-    The global generator's own head is not used here (its parameters get no gradient).
+    The enhancer never uses the global generator's own 7x7 head: it is removed unless
+    ``global_head`` is set, so that the parameters (and a checkpoint's keys) are those of
+    pix2pixHD's G2 (182,701,827 at the published sizes).
 
     Args:
         global_generator: a :class:`GlobalGenerator` (or subclass, e.g. the DAFF generator)
@@ -100,6 +109,11 @@ class LocalEnhancer(nn.Module):
         base_channels: enhancer width (ngf, 32 in pix2pixHD).
         n_blocks: enhancer residual blocks (3 in pix2pixHD).
         norm: normalisation of the enhancer layers.
+        global_head: keep the global generator's output head, for a single run that first
+            trains the global generator alone through it
+            (:class:`~histo_gan.training.CoarseToFine`; 9,411 parameters at the published
+            sizes, trained in the global phase only). pix2pixHD trains G1 in a separate run
+            and G2 has no such head: the default.
 
     Forward: ``(B, C_in, H, W)`` in [-1, 1] -> ``(B, C_out, H, W)`` in [-1, 1]; ``H`` and
     ``W`` must be multiples of ``2 * global_generator.multiple``.
@@ -111,6 +125,7 @@ class LocalEnhancer(nn.Module):
         base_channels: int = 32,
         n_blocks: int = 3,
         norm: NormKind = "instance",
+        global_head: bool = False,
     ) -> None:
         super().__init__()
         if global_generator.base_channels != 2 * base_channels:
@@ -119,6 +134,8 @@ class LocalEnhancer(nn.Module):
                 f"base_channels {global_generator.base_channels} != 2 * {base_channels}"
             )
         in_channels, out_channels = global_generator.in_channels, global_generator.out_channels
+        if not global_head:
+            global_generator.head = None
         self.global_generator = global_generator
         self.stem = nn.Sequential(*stem_layers(in_channels, base_channels, norm))
         self.down = nn.Sequential(*downsampling_layers(base_channels, norm))

@@ -163,6 +163,17 @@ def test_coarse_to_fine_switches_at_the_configured_share_and_resumes_bit_exactly
         assert torch.equal(value, resumed.state_dict()[name]), name
 
 
+def test_coarse_to_fine_needs_the_global_head_the_enhancer_drops_by_default():
+    module = module_from_configs(STAGES[2], coarse_to_fine=None)
+    assert module.G.global_generator.head is not None  # the config keeps it (global_head: true)
+    generator = module.G
+    generator.global_generator.head = None  # as LocalEnhancer(global_head=False) leaves it
+    with pytest.raises(ValueError, match="global_head: true"):
+        Pix2PixHDModule(generator, MaskToImage(), coarse_to_fine=CoarseToFine(0.5, 0.0))
+    plain = Pix2PixHDModule(generator, MaskToImage())  # one phase: the head is not needed
+    assert not any("global_generator.head" in name for name, _ in plain.named_parameters())
+
+
 def test_stage_lengths_survive_a_larger_budget():
     stages = CoarseToFine(0.5, 0.1)
     stages.resolve(20)
