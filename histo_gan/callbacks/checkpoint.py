@@ -15,10 +15,11 @@ class RunCheckpoint(ModelCheckpoint):
     """Keep ``last.ckpt`` (always the latest state) and ``best.ckpt`` (best ``monitor``).
 
     Lightning's ``ModelCheckpoint(monitor=..., save_last=True)`` refreshes ``last.ckpt`` only
-    when the monitored value improves; this one writes it after every training epoch (or
-    validation, when validation runs every epoch), whatever the score. Without ``monitor``
-    there is no ``best.ckpt``. Files are written to a temporary name and renamed, so a killed
-    run never leaves a torn checkpoint. ``dirpath`` defaults to ``<run folder>/checkpoints``.
+    when the monitored value improves; this one writes it after every training epoch (and
+    after a validation inside an epoch), whatever the score and however rarely validation
+    runs. Without ``monitor`` there is no ``best.ckpt``. Files are written to a temporary
+    name and renamed, so a killed run never leaves a torn checkpoint. ``dirpath`` defaults to
+    ``<run folder>/checkpoints``.
 
     Resuming a run into a new run folder (``histo-gan fit --ckpt_path last``) copies the
     previous ``best.ckpt`` along, so ``best.ckpt`` stays the best of the whole training.
@@ -53,8 +54,10 @@ class RunCheckpoint(ModelCheckpoint):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         super().on_train_epoch_end(trainer, pl_module)
-        if self._should_save_on_train_epoch_end(trainer):
-            self._refresh_last(trainer)
+        # Every epoch, whatever the validation schedule: Lightning's own rule skips the epoch
+        # end when validation is less frequent than every epoch (check_val_every_n_epoch > 1),
+        # and a long run validated every 28 epochs would lose up to 28 epochs to a kill.
+        self._refresh_last(trainer)
 
     def on_validation_end(self, trainer, pl_module) -> None:
         super().on_validation_end(trainer, pl_module)
