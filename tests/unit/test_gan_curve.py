@@ -47,3 +47,20 @@ def test_a_still_falling_l1_is_not_flattened(tmp_path):
     record = json.loads((out / "plateau.json").read_text())
     # the tail 0.2, 0.15, 0.1 still falls 0.1 over its 200 steps
     assert not record["flattened"] and abs(record["improvement_over_tail"] - 0.1) < 1e-9
+
+
+def test_a_relative_tolerance_judges_stain_distances_at_their_own_scale(tmp_path):
+    # a stain distance still falling by 0.0005 per evaluation: an absolute tolerance of 0.01
+    # (made for AJI) calls it flat; 10% of its tail's mean (0.1 x 0.0065) does not
+    w1 = [0.010, 0.0095, 0.009, 0.0085, 0.008, 0.0075, 0.007, 0.0065, 0.006]
+    write_run(tmp_path / "gan", w1)
+    absolute, relative = tmp_path / "absolute", tmp_path / "relative"
+    base = [str(tmp_path / "gan"), "--metric", "val/l1", "--lower-is-better", "--out"]
+    gan_curve.main([*base, str(absolute)])
+    gan_curve.main([*base, str(relative), "--relative-tolerance", "0.1"])
+    absolute_record = json.loads((absolute / "plateau.json").read_text())
+    relative_record = json.loads((relative / "plateau.json").read_text())
+    assert absolute_record["flattened"]
+    assert not relative_record["flattened"]
+    assert abs(relative_record["tolerance"] - 0.00065) < 1e-12
+    assert relative_record["relative_tolerance"] == 0.1

@@ -1,8 +1,8 @@
 """A synthesizer's learning curve and whether it flattened, from its (chunked) training run.
 
     python experiments/protocols/converged/gan_curve.py runs/protocols/<name> \
-        --metric val/l1 --lower-is-better [--tolerance 0.005] [--also val/realism/w1_h ...] \
-        --out experiments/results/<method>/curve
+        --metric val/l1 --lower-is-better [--tolerance 0.005 | --relative-tolerance 0.1] \
+        [--also val/realism/w1_h ...] --out experiments/results/<method>/curve
 
 Every synthesizer logs held-out measures while it trains: ``val/l1`` (paired methods: the
 synthesized H&E against the real one of held-out label maps), ``val/realism/*`` (the
@@ -10,7 +10,10 @@ RealismMonitor callback: stain distances ``w1_h``, ``w1_e``, ``frechet`` and the
 two-sample accuracy ``c2st``). The first ``--metric`` decides: the budget rule of
 :mod:`histo_gan.metrics.plateau` (on the negated values when lower is better) says where the
 curve reaches its plateau and whether its tail has flattened, i.e. whether the synthesizer
-may be exported. Writes to ``--out``: ``curve.csv`` (step and every metric), ``plateau.json``
+may be exported. The tolerance is in the metric's units (``--tolerance``, default 0.01, made
+for AJI-like scores) or, with ``--relative-tolerance r``, ``r`` times the magnitude of the
+curve's tail (the mean of its last third): stain distances are of the order 0.001-0.01,
+where an absolute 0.01 would call any curve flat. Writes to ``--out``: ``curve.csv`` (step and every metric), ``plateau.json``
 (the rule's result, in the metric's own direction) and ``curve.png``.
 """
 
@@ -52,7 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run", type=Path, help="<root>/<name> of the training run")
     parser.add_argument("--metric", required=True, help="logged column that decides")
     parser.add_argument("--lower-is-better", action="store_true")
-    parser.add_argument("--tolerance", type=float, default=0.01)
+    parser.add_argument("--tolerance", type=float, default=0.01, help="in the metric's units")
+    parser.add_argument(
+        "--relative-tolerance",
+        type=float,
+        default=None,
+        help="instead of --tolerance: this fraction of |mean of the curve's last third|",
+    )
     parser.add_argument("--also", nargs="*", default=[], help="more columns to plot")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -64,7 +73,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.run}: {len(points)} logged values of {args.metric}; the rule needs 6"
         )
     steps, values = [s for s, _ in points], [v for _, v in points]
-    record = decide(steps, values, args.lower_is_better, args.tolerance)
+    tolerance = args.tolerance
+    if args.relative_tolerance is not None:
+        tail = values[-max(3, round(len(values) / 3)) :]
+        tolerance = args.relative_tolerance * abs(sum(tail) / len(tail))
+    record = decide(steps, values, args.lower_is_better, tolerance)
+    if args.relative_tolerance is not None:
+        record["relative_tolerance"] = args.relative_tolerance
     record.update(run=str(args.run), metric=args.metric, steps=steps, values=values)
     args.out.mkdir(parents=True, exist_ok=True)
     with (args.out / "curve.csv").open("w", newline="") as handle:
