@@ -35,6 +35,7 @@ def test_a_falling_l1_that_levels_off_is_flattened_with_its_budget(tmp_path):
     # plateau = mean of the last third = 0.102222; reached where <= 0.112222: step 600
     assert abs(record["plateau"] - 0.102222) < 1e-6
     assert record["flattened"] and record["budget"] == 600
+    assert record["settled"] and record["tail_sd"] == 0.0
     assert (out / "curve.png").is_file() and (out / "curve.csv").read_text().count("\n") == 10
 
 
@@ -64,3 +65,16 @@ def test_a_relative_tolerance_judges_stain_distances_at_their_own_scale(tmp_path
     assert not relative_record["flattened"]
     assert abs(relative_record["tolerance"] - 0.00065) < 1e-12
     assert relative_record["relative_tolerance"] == 0.1
+
+
+def test_a_trendless_but_jumping_curve_is_flattened_and_not_settled(tmp_path):
+    # no trend in the tail, but it jumps by 0.02 between evaluations: sd of the last three
+    # (0.01, 0.03, 0.01) = 0.011547 > 0.01
+    write_run(tmp_path / "gan", [0.05, 0.02, 0.01, 0.03, 0.01, 0.01, 0.03, 0.01, 0.03, 0.01])
+    out = tmp_path / "curve"
+    gan_curve.main(
+        [str(tmp_path / "gan"), "--metric", "val/l1", "--lower-is-better", "--out", str(out)]
+    )
+    record = json.loads((out / "plateau.json").read_text())
+    assert abs(record["tail_sd"] - 0.011547) < 1e-6
+    assert record["flattened"] and not record["settled"]

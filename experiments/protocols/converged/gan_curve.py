@@ -9,8 +9,10 @@ synthesized H&E against the real one of held-out label maps), ``val/realism/*`` 
 RealismMonitor callback: stain distances ``w1_h``, ``w1_e``, ``frechet`` and the classifier
 two-sample accuracy ``c2st``). The first ``--metric`` decides: the budget rule of
 :mod:`histo_gan.metrics.plateau` (on the negated values when lower is better) says where the
-curve reaches its plateau and whether its tail has flattened, i.e. whether the synthesizer
-may be exported. The tolerance is in the metric's units (``--tolerance``, default 0.01, made
+curve reaches its plateau and whether its tail has flattened (no trend), and ``settled`` says
+whether the tail's evaluations also stay within the tolerance of each other (standard
+deviation): a synthesizer may be exported from a flattened and settled curve; a flattened but
+unsettled one has no trend only because its measure is noise at that scale. The tolerance is in the metric's units (``--tolerance``, default 0.01, made
 for AJI-like scores) or, with ``--relative-tolerance r``, ``r`` times the magnitude of the
 curve's tail (the mean of its last third): stain distances are of the order 0.001-0.01,
 where an absolute 0.01 would call any curve flat. Writes to ``--out``: ``curve.csv`` (step and every metric), ``plateau.json``
@@ -50,6 +52,16 @@ def decide(steps: list[int], values: list[float], lower_is_better: bool, toleran
     }
 
 
+def steadiness(values: list[float], tolerance: float) -> dict:
+    """Whether the last third of the raw curve stays within the tolerance: a curve without a
+    trend (``flattened``) can still jump between evaluations by far more than the tolerance,
+    and then its plateau is the mean of noise, not a converged value."""
+    tail = values[-max(3, round(len(values) / 3)) :]
+    mean = sum(tail) / len(tail)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in tail) / (len(tail) - 1))
+    return {"tail_sd": round(sd, 6), "settled": sd <= tolerance}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="<root>/<name> of the training run")
@@ -78,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         tail = values[-max(3, round(len(values) / 3)) :]
         tolerance = args.relative_tolerance * abs(sum(tail) / len(tail))
     record = decide(steps, values, args.lower_is_better, tolerance)
+    record.update(steadiness(values, tolerance))
     if args.relative_tolerance is not None:
         record["relative_tolerance"] = args.relative_tolerance
     record.update(run=str(args.run), metric=args.metric, steps=steps, values=values)
@@ -97,13 +110,15 @@ def main(argv: list[str] | None = None) -> int:
             axis.axhline(record["plateau"], color="grey", ls="--", label="plateau")
             axis.axvline(record["budget"], color="red", ls="--", label=f"budget {record['budget']}")
             state = "flattened" if record["flattened"] else "not flattened"
+            state += ", settled" if record["settled"] else f", tail sd {record['tail_sd']:.2g}"
             axis.set_title(f"{name}: {state}", fontsize=9)
         axis.set_xlabel("training steps")
         axis.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(args.out / "curve.png", dpi=110)
     plt.close(fig)
-    print(json.dumps({k: record[k] for k in ("metric", "budget", "plateau", "flattened")}))
+    keys = ("metric", "budget", "plateau", "flattened", "settled", "tail_sd", "tolerance")
+    print(json.dumps({k: record[k] for k in keys}))
     return 0
 
 
