@@ -1,8 +1,9 @@
 """The segmenter's budget from complete annealed runs: validation AJI at the end of each budget.
 
     python experiments/protocols/converged/annealed_budget.py \
+        experiments/results/converged_2800/runs/real_budget_all_s* \
         experiments/results/converged/runs/real_budget_all_s* \
-        experiments/results/converged_budget/runs*/real_budget_all_s* \
+        experiments/results/converged_budget/runs_8400/real_budget_all_s* \
         --out experiments/results/converged_budget [--tolerance 0.01]
 
 A constant-rate learning curve (``experiments/protocols/learning_curve/``) shows where a run
