@@ -38,6 +38,7 @@ import yaml
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from histo_gan.files import write_text_atomic  # noqa: E402
 from histo_gan.report import training_of  # noqa: E402
 
 
@@ -131,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     trials = [read_trial(folder) for folder in args.trials]
     record = decide(trials, args.tolerance)
     record["trials"] = trials
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "budget.json").write_text(json.dumps(record, indent=1) + "\n")
+    # the report's plateau file: never left half-written
+    write_text_atomic(args.out / "budget.json", json.dumps(record, indent=1) + "\n")
     plot(trials, record, args.out / "budget_curve.png")
     keys = ("budget", "plateau", "flattened", "last_gain", "steps", "mean_val_aji")
     print(json.dumps({k: record[k] for k in keys}))

@@ -12,10 +12,11 @@ two-sample accuracy ``c2st``). The first ``--metric`` decides: the budget rule o
 curve reaches its plateau and whether its tail has flattened (no trend), and ``settled`` says
 whether the tail's evaluations also stay within the tolerance of each other (standard
 deviation): a synthesizer may be exported from a flattened and settled curve; a flattened but
-unsettled one has no trend only because its measure is noise at that scale. The tolerance is in the metric's units (``--tolerance``, default 0.01, made
-for AJI-like scores) or, with ``--relative-tolerance r``, ``r`` times the magnitude of the
-curve's tail (the mean of its last third): stain distances are of the order 0.001-0.01,
-where an absolute 0.01 would call any curve flat. Writes to ``--out``: ``curve.csv`` (step and every metric), ``plateau.json``
+unsettled one has no trend only because its measure is noise at that scale. The tolerance is
+in the metric's units (``--tolerance``, default 0.01, made for AJI-like scores) or, with
+``--relative-tolerance r``, ``r`` times the magnitude of the curve's tail (the mean of its
+last third): stain distances are of the order 0.001-0.01, where an absolute 0.01 would call
+any curve flat. Writes to ``--out``: ``curve.csv`` (step and every metric), ``plateau.json``
 (the rule's result, in the metric's own direction) and ``curve.png``.
 """
 
@@ -52,11 +53,16 @@ def decide(steps: list[int], values: list[float], lower_is_better: bool, toleran
     }
 
 
+def last_third(values: list[float]) -> list[float]:
+    """The curve's tail: its last third of evaluations, at least 3 (the plateau rule's tail)."""
+    return values[-max(3, round(len(values) / 3)) :]
+
+
 def steadiness(values: list[float], tolerance: float) -> dict:
     """Whether the last third of the raw curve stays within the tolerance: a curve without a
     trend (``flattened``) can still jump between evaluations by far more than the tolerance,
     and then its plateau is the mean of noise, not a converged value."""
-    tail = values[-max(3, round(len(values) / 3)) :]
+    tail = last_third(values)
     mean = sum(tail) / len(tail)
     sd = math.sqrt(sum((v - mean) ** 2 for v in tail) / (len(tail) - 1))
     return {"tail_sd": round(sd, 6), "settled": sd <= tolerance}
@@ -87,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     steps, values = [s for s, _ in points], [v for _, v in points]
     tolerance = args.tolerance
     if args.relative_tolerance is not None:
-        tail = values[-max(3, round(len(values) / 3)) :]
+        tail = last_third(values)
         tolerance = args.relative_tolerance * abs(sum(tail) / len(tail))
     record = decide(steps, values, args.lower_is_better, tolerance)
     record.update(steadiness(values, tolerance))
