@@ -1,7 +1,8 @@
 """Mahmood et al. 2019, §III.D: CycleGAN between random nucleus masks and real H&E tissue.
 
-Domain M: instance masks (from ``histo-gan synthesize``), encoded as one-hot
-background/interior/boundary images in [-1, 1] (:class:`MaskEncoding`). Domain N: real tissue
+Domain M: instance masks (from ``histo-gan synthesize``), drawn as flat H&E-coloured
+background/interior/boundary pictures in [-1, 1] (:class:`MaskEncoding` with a palette; the
+paper does not say how masks enter the generator). Domain N: real tissue
 patches, unpaired. ``G: M -> N`` is the synthesiser; ``S: N -> M`` is its reverse, trained only
 to make ``G`` better (and evaluated with the shared metrics, so runs report how well the
 reverse mapping segments real nuclei). Both discriminators use spectral normalisation.
@@ -15,7 +16,7 @@ Set ``predictor: histo_gan.training.SegmentImages`` to segment real images with 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import lightning as L
 import torch
@@ -34,7 +35,7 @@ from histo_gan.training.evaluation import (
     WholeImageEvaluator,
 )
 from histo_gan.training.gan_steps import NamedUpdates
-from histo_gan.training.mask_encoding import MaskEncoding
+from histo_gan.training.mask_encoding import HE_PALETTE, MaskEncoding
 from histo_gan.training.schedules import ConstantRate, LinearDecay
 from histo_gan.training.state import CheckpointedState
 from histo_gan.types import SynthesisPrediction, TrainBatch, to_signed, to_unit
@@ -69,6 +70,10 @@ class CycleGANModule(SegmenterEvaluation, NamedUpdates, CheckpointedState, L.Lig
         lr_schedule: learning-rate schedule over the training budget (default: constant, then
             linear decay over the second half, as CycleGAN).
         boundary_width: boundary thickness of the mask encoding.
+        mask_palette: masks drawn as flat colours (background, interior, boundary; RGB in
+            [0, 1]); default :data:`~histo_gan.training.mask_encoding.HE_PALETTE`, dark nuclei
+            on pink. ``None``: one-hot channels, on which the CPU CycleGAN converged to the
+            inverted map (bright nuclei; S marking stroma), which both cycles accept equally.
         sliding_window, postprocess: evaluation of S on whole real images.
         predictor: what ``predict`` does (default: synthesize H&E from label maps with G).
     """
@@ -91,6 +96,7 @@ class CycleGANModule(SegmenterEvaluation, NamedUpdates, CheckpointedState, L.Lig
         discriminator_optimizer: OptimizerCallable | None = None,
         lr_schedule: ConstantRate | None = None,
         boundary_width: int = 1,
+        mask_palette: Sequence[Sequence[float]] | None = HE_PALETTE,
         sliding_window: SlidingWindow | None = None,
         postprocess: InstancePostprocessor | None = None,
         predictor: Predictor | None = None,
@@ -113,7 +119,7 @@ class CycleGANModule(SegmenterEvaluation, NamedUpdates, CheckpointedState, L.Lig
                 "lr_schedule",
             ]
         )
-        self.encoding = MaskEncoding(boundary_width)
+        self.encoding = MaskEncoding(boundary_width, mask_palette)
         c = self.encoding.channels
         if lambda_identity > 0 and c != 3:
             raise ValueError(

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from histo_gan.losses.segmentation import CrossEntropyDiceLoss
-from histo_gan.training.mask_encoding import MaskEncoding
+from histo_gan.training.mask_encoding import HE_PALETTE, MaskEncoding
 from histo_gan.training.targets import instance_boundaries, three_class_target
 
 
@@ -56,6 +56,34 @@ def test_mask_encoding_round_trip():
         single.to_probabilities(single.encode(two_touching_squares()))[:, 0] > 0.5,
         two_touching_squares() > 0,
     )
+
+
+def test_palette_encoding_draws_each_class_in_its_colour_and_reads_outputs_by_nearest_colour():
+    encoding = MaskEncoding(boundary_width=1, palette=HE_PALETTE)
+    label = two_touching_squares()
+    classes = three_class_target(label, 1)
+    encoded = encoding.encode(label)
+    assert encoded.shape == (1, 3, 7, 8)
+    # The picture is the palette itself: pixel (2, 2) is interior, (1, 1) boundary, (0, 0) background.
+    for (y, x), colour in (((0, 0), HE_PALETTE[0]), ((2, 2), HE_PALETTE[1]), ((1, 1), HE_PALETTE[2])):
+        torch.testing.assert_close(encoding.to_rgb(encoded)[0, :, y, x], torch.tensor(colour))
+    assert torch.equal(encoding.to_probabilities(encoded).argmax(1), classes)
+    # Nuclei are darker than the background, as in H&E.
+    assert sum(HE_PALETTE[1]) < sum(HE_PALETTE[0]) and sum(HE_PALETTE[2]) < sum(HE_PALETTE[0])
+    # An output halfway between background and interior colours is an even split of the two.
+    halfway = (encoding.palette[0] + encoding.palette[1]) / 2
+    p = encoding.to_probabilities(halfway.view(1, 3, 1, 1))[0, :, 0, 0]
+    torch.testing.assert_close(p[0], p[1])
+    assert p[0] > p[2]
+    torch.testing.assert_close(encoding.classes_to_rgb(classes), encoding.to_rgb(encoded))
+    two = MaskEncoding(None, palette=HE_PALETTE[:2])
+    assert two.channels == 3
+    foreground = two.to_probabilities(two.encode(label))
+    assert foreground.shape == (1, 1, 7, 8) and torch.equal(foreground[:, 0] > 0.5, label > 0)
+    with pytest.raises(ValueError, match="expected 3 RGB colours"):
+        MaskEncoding(1, palette=HE_PALETTE[:2])
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        MaskEncoding(1, palette=[[0, 0, 2], [0, 0, 0], [1, 1, 1]])
 
 
 def test_loss_matches_hand_computation_and_weights_shift_the_mix():
