@@ -15,6 +15,10 @@
 #   of 256 px from the training images' label maps only, into runs/daff (the synthetic sets of
 #   experiments/protocols/daff_real_{pix2pixhd,daffgan}.yaml).
 # DAFF_OUT, DAFF_N and DAFF_SIZE override the output folder, number and size of the maps.
+# At the cpu and paper scales each stage trains in resumable chunks of at most CHUNK_MINUTES
+# (experiments/protocols/chunked_fit.sh): a chain killed mid-way goes on from the stage's
+# newest last.ckpt when started again (delete runs/protocols/<generator>_stage<k>_<scale> to
+# train a stage afresh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 generator=${1:-pix2pixhd}; shift || true
@@ -61,7 +65,12 @@ for k in 1 2; do
   name="${generator}_stage${k}_$scale"
   source_dataset=$([ $k = 1 ] && echo "$out/centroids" || echo "$out/${generator}_masks")
   target_dataset=$([ $k = 1 ] && echo "$out/${generator}_masks" || echo "$out/$generator")
-  run fit $(stage $k) $(generator_config) --name "$name" "$@"
+  if [ "$scale" = tiny ]; then
+    run fit $(stage $k) $(generator_config) --name "$name" "$@"
+  else  # resumable: started again, each stage goes on from its newest last.ckpt
+    experiments/protocols/chunked_fit.sh "$name" \
+      $(stage $k) $(generator_config) "$@"
+  fi
   run predict $(stage $k) $(generator_config) --name "$name" --ckpt_path last \
     --data.predict_source histo_gan.data.SyntheticFolder --data.predict_source.root "$source_dataset" \
     $(export_to "$target_dataset" "$generator-stage$k" "") "$@"
