@@ -71,9 +71,11 @@ for k in 1 2; do
     experiments/protocols/chunked_fit.sh "$name" \
       $(stage $k) $(generator_config) "$@"
   fi
-  run predict $(stage $k) $(generator_config) --name "$name" --ckpt_path last \
+  # The extra arguments come before the export: a layer that sets trainer.callbacks (such as
+  # experiments/protocols/daff_curve_cpu.yaml) replaces the list, and the export must join it.
+  run predict $(stage $k) $(generator_config) "$@" --name "$name" --ckpt_path last \
     --data.predict_source histo_gan.data.SyntheticFolder --data.predict_source.root "$source_dataset" \
-    $(export_to "$target_dataset" "$generator-stage$k" "") "$@"
+    $(export_to "$target_dataset" "$generator-stage$k" "")
 done
 
 ${PYTHON:-.venv/bin/python} experiments/daff_grid.py "$out/centroids" "$out/${generator}_masks" \
