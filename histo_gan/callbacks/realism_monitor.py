@@ -39,6 +39,9 @@ class RealismMonitor(L.Callback):
       the few crops of a monitor it is noisy, so read its trend).
 
     The same label maps and crop positions are used every time, so epochs are comparable.
+    The kept batches are not checkpointed (hundreds of patches would enlarge every checkpoint):
+    a resumed run (a new chunk of ``chunked_fit.sh``) keeps its own first batches, so values
+    compare within a chunk exactly and across chunks as two samples of the same size.
     Modules that are not Synthesizers (segmenters) are skipped. Under DDP each process
     measures its own batches and the values are averaged.
     """
