@@ -32,6 +32,9 @@ their test images must not overlap.
     arms:                            # overrides: runs matching a glob get these fields
       - {runs: [runs/loo_*], data: real-loo, budget: loo}
     plateau: ../learning_curve/budget.json   # see "Training budget"
+    synthetic_sets:                  # see "Synthetic sets"
+      hou: null
+      pix2pixhd: ../cheng_daffgan/curve_pix2pixhd/stage2/plateau.json
     expected:                        # see "Expected runs"
       - {data: real+hou, budget: 4, seeds: [0, 1],
          command: "bash experiments/protocols/fit_test.sh ... --seed_everything {seed}"}
@@ -73,6 +76,16 @@ run is ``SmpUnet <encoder_name> depth <encoder_depth>`` for the U-Net, else the 
 the fit's wall time, from the ``trial.json`` that ``collect_results.py`` writes beside a run's
 summaries (``fit_seconds``: a sweep trial's wall time over all its attempts minus its test);
 empty where no run carries it.
+
+**Synthetic sets.** A row trained on a synthetic set is only as good as the generator behind
+it. ``synthetic_sets`` maps each set name (the ``NAME`` of ``data``) to the ``plateau.json``
+of its generator's learning curve (``experiments/protocols/converged/gan_curve.py``), or to
+``null`` for a set made without training (the initial ``hou`` patches). ``table.md`` then ends
+with one line per set its rows use: ``flattened and settled``, ``flattened, not settled``
+(or ``settling not measured`` for a curve file without ``settled``), ``not flattened`` (the
+curve's verdict, with its file), ``made without training``, or ``no
+learning curve named``; a set that is not flattened and settled is marked as such, so no one
+reads its rows as the method's converged result.
 
 **Expected runs.** ``expected`` lists what the protocol needs; the report is built from the
 finished runs alone and writes ``missing.md`` (also printed) with every expected run that is
@@ -500,6 +513,46 @@ def build_table(
     return rows, organ_rows
 
 
+# --- synthetic sets against their generators' curves -------------------------------------
+
+
+def synthetic_set_names(data: str) -> list[str]:
+    """The synthetic sets of an arm's ``data`` (``real+hou`` -> ``["hou"]``, ``real`` -> [])."""
+    return [part for part in data.split("+") if part and part != "real"]
+
+
+def synthetic_set_notes(data_names: list[str], sets: dict, base: Path) -> list[str]:
+    """One markdown line per synthetic set that ``data_names`` use (see "Synthetic sets").
+
+    ``sets``: set name -> path of its generator curve's ``plateau.json`` relative to ``base``,
+    or None for a set made without training.
+    """
+    lines = []
+    for name in sorted({s for data in data_names for s in synthetic_set_names(data)}):
+        if name not in sets:
+            lines.append(f"- `{name}`: **no learning curve named**")
+            continue
+        if sets[name] is None:
+            lines.append(f"- `{name}`: made without training")
+            continue
+        path = base / sets[name]
+        if not path.is_file():
+            raise ValueError(f"{path}: the learning curve named for set {name!r} does not exist")
+        curve = json.loads(path.read_text())
+        if "flattened" not in curve:
+            raise ValueError(f"{path}: not a learning curve's plateau.json (no 'flattened')")
+        if curve["flattened"] and curve.get("settled"):
+            verdict = "generator curve flattened and settled"
+        elif curve["flattened"] and "settled" not in curve:
+            verdict = "**generator curve flattened, settling not measured**"
+        elif curve["flattened"]:
+            verdict = "**generator curve flattened, not settled**"
+        else:
+            verdict = "**generator curve not flattened**"
+        lines.append(f"- `{name}`: {verdict} ({Path(sets[name]).as_posix()})")
+    return lines
+
+
 # --- expected runs ----------------------------------------------------------------------
 
 
@@ -787,16 +840,23 @@ def write_report(
     plots: bool = True,
     plateau: dict | None = None,
     missing: list[Missing] | None = None,
+    synthetic_sets: dict | None = None,
 ) -> tuple[list[dict], str]:
     """Write every output file into ``out``; returns the table rows and the markdown.
 
     ``missing`` (from :func:`missing_runs`): written to ``missing.md`` and counted at the end
-    of ``table.md``; None when the protocol expects nothing.
+    of ``table.md``; None when the protocol expects nothing. ``synthetic_sets``: the
+    protocol's (see "Synthetic sets"), None for no notes.
     """
     rows, organ_rows = build_table(
         runs, metrics, reference, bootstrap["n"], bootstrap["seed"], bootstrap["level"], plateau
     )
     markdown = markdown_table(rows, metrics, reference, bootstrap, plateau)
+    if synthetic_sets is not None:
+        notes = synthetic_set_notes([row["data"] for row in rows], synthetic_sets, base)
+        if notes:
+            markdown += "\nSynthetic sets of these rows and their generators:\n\n"
+            markdown += "\n".join(notes) + "\n"
     if missing is not None:
         absent = sum(len(m.items) for m in missing)
         markdown += f"\n{absent} of {sum(m.expected for m in missing)} expected runs missing"
@@ -881,7 +941,16 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError(f"no run folders with test_metrics.json under {[str(p) for p in paths]}")
     missing = missing_runs(expected, runs, base) if expected is not None else None
     _, markdown = write_report(
-        runs, out, metrics, reference, bootstrap, base, not args.no_plots, plateau, missing
+        runs,
+        out,
+        metrics,
+        reference,
+        bootstrap,
+        base,
+        not args.no_plots,
+        plateau,
+        missing,
+        protocol.get("synthetic_sets"),
     )
     print(markdown)
     if missing is not None:

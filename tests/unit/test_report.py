@@ -19,6 +19,7 @@ from histo_gan.report import (
     main,
     paired_difference,
     plateau_status,
+    synthetic_set_notes,
     training_of,
 )
 
@@ -426,3 +427,42 @@ def test_budget_plot_has_one_line_per_data_source_with_bands(tmp_path, monkeypat
     )
     assert (low, high) == pytest.approx((0.15, 0.35))
     assert not report.plot_budgets([table[-1]], "aji", tmp_path / "none.png")
+
+
+def test_rows_on_synthetic_sets_name_their_generators_curve_verdicts(tmp_path):
+    curves = {
+        "p2p.json": {"flattened": True, "settled": True},
+        "cyc.json": {"flattened": False, "settled": False},
+        "old.json": {"flattened": True},  # a curve from before `settled` was measured
+        "noisy.json": {"flattened": True, "settled": False},
+    }
+    for name, curve in curves.items():
+        (tmp_path / name).write_text(json.dumps(curve))
+    data = [
+        "real", "real+p2p", "p2p", "real+cyc", "real+old", "real+noisy", "real+hou", "real+diff",
+    ]  # fmt: skip
+    sets = {"p2p": "p2p.json", "cyc": "cyc.json", "old": "old.json", "noisy": "noisy.json",
+            "hou": None}  # fmt: skip
+    assert synthetic_set_notes(data, sets, tmp_path) == [
+        "- `cyc`: **generator curve not flattened** (cyc.json)",
+        "- `diff`: **no learning curve named**",
+        "- `hou`: made without training",
+        "- `noisy`: **generator curve flattened, not settled** (noisy.json)",
+        "- `old`: **generator curve flattened, settling not measured** (old.json)",
+        "- `p2p`: generator curve flattened and settled (p2p.json)",
+    ]
+    assert synthetic_set_notes(["real"], sets, tmp_path) == []
+    with pytest.raises(ValueError, match="missing.json: the learning curve named for set 'p2p'"):
+        synthetic_set_notes(["p2p"], {"p2p": "missing.json"}, tmp_path)
+    # Through the protocol: the notes end table.md.
+    write_run(tmp_path / "runs" / "a", seed=0, train=["x"], rows=rows([0.5, 0.6, 0.7]))
+    write_run(tmp_path / "runs" / "b", seed=0, train=["x"], rows=rows([0.6, 0.6, 0.7]),
+              synthetic="sets/cyc", ratio=0.5)  # fmt: skip
+    protocol = {"runs": ["runs/*"], "out": "out", "metrics": ["aji"], "synthetic_sets": sets}
+    (tmp_path / "protocol.yaml").write_text(yaml.safe_dump(protocol))
+    assert main(["--protocol", str(tmp_path / "protocol.yaml"), "--no-plots"]) == 0
+    markdown = (tmp_path / "out" / "table.md").read_text()
+    assert markdown.endswith(
+        "Synthetic sets of these rows and their generators:\n\n"
+        "- `cyc`: **generator curve not flattened** (cyc.json)\n"
+    )
