@@ -65,7 +65,11 @@ def test_palette_encoding_draws_each_class_in_its_colour_and_reads_outputs_by_ne
     encoded = encoding.encode(label)
     assert encoded.shape == (1, 3, 7, 8)
     # The picture is the palette itself: pixel (2, 2) is interior, (1, 1) boundary, (0, 0) background.
-    for (y, x), colour in (((0, 0), HE_PALETTE[0]), ((2, 2), HE_PALETTE[1]), ((1, 1), HE_PALETTE[2])):
+    for (y, x), colour in (
+        ((0, 0), HE_PALETTE[0]),
+        ((2, 2), HE_PALETTE[1]),
+        ((1, 1), HE_PALETTE[2]),
+    ):
         torch.testing.assert_close(encoding.to_rgb(encoded)[0, :, y, x], torch.tensor(colour))
     assert torch.equal(encoding.to_probabilities(encoded).argmax(1), classes)
     # Nuclei are darker than the background, as in H&E.
