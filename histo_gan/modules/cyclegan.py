@@ -5,7 +5,8 @@ background/interior/boundary pictures in [-1, 1] (:class:`MaskEncoding` with a p
 paper does not say how masks enter the generator; with one-hot channels the CPU CycleGAN
 converged to the inverted map). Domain N: real tissue patches, unpaired. ``G: M -> N`` is the
 synthesiser; ``S: N -> M`` is its reverse, trained only to make ``G`` better (and evaluated
-with the shared metrics, so runs report how well the reverse mapping segments real nuclei). Both discriminators use spectral normalisation.
+with the shared metrics, so runs report how well the reverse mapping segments real nuclei).
+Both discriminators use spectral normalisation.
 
 Batches come from :class:`~histo_gan.data.HistoDataModule` with ``synthetic_ratio: 1`` (masks
 in ``label``) and ``unpaired_real: true`` (real tissue in ``real``). ``predict`` turns the
