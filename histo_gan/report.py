@@ -78,14 +78,15 @@ summaries (``fit_seconds``: a sweep trial's wall time over all its attempts minu
 empty where no run carries it.
 
 **Synthetic sets.** A row trained on a synthetic set is only as good as the generator behind
-it. ``synthetic_sets`` maps each set name (the ``NAME`` of ``data``) to the ``plateau.json``
-of its generator's learning curve (``experiments/protocols/converged/gan_curve.py``), or to
-``null`` for a set made without training (the initial ``hou`` patches). ``table.md`` then ends
-with one line per set its rows use: ``flattened and settled``, ``flattened, not settled``
-(or ``settling not measured`` for a curve file without ``settled``), ``not flattened`` (the
-curve's verdict, with its file), ``made without training``, or ``no
-learning curve named``; a set that is not flattened and settled is marked as such, so no one
-reads its rows as the method's converged result.
+it. ``synthetic_sets`` maps each set name (the ``NAME`` of ``data``, read from each run's
+``config.yaml``, so arm overrides that rename ``data`` do not change it) to the
+``plateau.json`` of its generator's learning curve
+(``experiments/protocols/converged/gan_curve.py``), or to ``null`` for a set made without
+training (the initial ``hou`` patches). ``table.md`` then ends with one line per set its runs
+use: ``flattened and settled``, ``flattened, not settled`` (or ``settling not measured`` for a
+curve file without ``settled``), ``not flattened`` (the curve's verdict, with its file),
+``made without training``, or ``no learning curve named``; a set that is not flattened and
+settled is marked as such, so no one reads its rows as the method's converged result.
 
 **Expected runs.** ``expected`` lists what the protocol needs; the report is built from the
 finished runs alone and writes ``missing.md`` (also printed) with every expected run that is
@@ -117,6 +118,7 @@ import io
 import json
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
@@ -194,6 +196,7 @@ class Run:
     rows: list[dict] = field(repr=False)
     training: Training = Training(None, None, None, "unknown")
     fit_seconds: float | None = None
+    synthetic_set: str | None = None
 
 
 def is_finished(path: Path) -> bool:
@@ -224,22 +227,28 @@ def _read_yaml(path: Path) -> dict:
     return content if isinstance(content, dict) else {}
 
 
+def synthetic_set(config: dict) -> str | None:
+    """The name of the synthetic set a run trained on (the last path component of
+    ``data.synthetic``'s ``root``, ``synthetic`` when it has none); None without synthetic
+    data (none configured, or ``synthetic_ratio`` 0)."""
+    data_config = config.get("data") or {}
+    synthetic = data_config.get("synthetic")
+    if not synthetic or float(data_config.get("synthetic_ratio") or 0.0) <= 0:
+        return None
+    root = (synthetic.get("init_args") or {}).get("root", "") if isinstance(synthetic, dict) else ""
+    return Path(str(root)).name or "synthetic"
+
+
 def infer_arm(config: dict, split: dict) -> tuple[dict, int | None]:
     """Arm fields and seed of a run from its ``config.yaml`` and ``split.json`` contents."""
     model = str((config.get("model") or {}).get("class_path", "unknown")).rsplit(".", 1)[-1]
     model = model.removesuffix("Module") or model
     data_config = config.get("data") or {}
-    synthetic = data_config.get("synthetic")
     ratio = float(data_config.get("synthetic_ratio") or 0.0)
-    if not synthetic or ratio <= 0:
+    name = synthetic_set(config)
+    if name is None:
         data = "real"
     else:
-        root = (
-            (synthetic.get("init_args") or {}).get("root", "")
-            if isinstance(synthetic, dict)
-            else ""
-        )
-        name = Path(str(root)).name or "synthetic"
         data = name if ratio >= 1 else f"real+{name}"
     if ratio >= 1:
         budget = "0"
@@ -318,7 +327,15 @@ def load_run(path: Path, overrides: dict | None = None) -> Run:
             f"{path}: no seed (seed_everything) in config.yaml; set one in the protocol"
         )
     rows = _read_rows(path / "test_metrics_per_image.csv")
-    return Run(path, Arm(**fields), int(seed), rows, training_of(config), _fit_seconds(path))
+    return Run(
+        path,
+        Arm(**fields),
+        int(seed),
+        rows,
+        training_of(config),
+        _fit_seconds(path),
+        synthetic_set(config),
+    )
 
 
 def _overrides_for(path: Path, rules: list[dict], base: Path) -> dict:
@@ -516,19 +533,15 @@ def build_table(
 # --- synthetic sets against their generators' curves -------------------------------------
 
 
-def synthetic_set_names(data: str) -> list[str]:
-    """The synthetic sets of an arm's ``data`` (``real+hou`` -> ``["hou"]``, ``real`` -> [])."""
-    return [part for part in data.split("+") if part and part != "real"]
+def synthetic_set_notes(set_names: Iterable[str], sets: dict, base: Path) -> list[str]:
+    """One markdown line per synthetic set in ``set_names`` (see "Synthetic sets").
 
-
-def synthetic_set_notes(data_names: list[str], sets: dict, base: Path) -> list[str]:
-    """One markdown line per synthetic set that ``data_names`` use (see "Synthetic sets").
-
-    ``sets``: set name -> path of its generator curve's ``plateau.json`` relative to ``base``,
-    or None for a set made without training.
+    ``set_names``: the sets the table's runs trained on (:func:`synthetic_set`; repeats are
+    fine). ``sets``: set name -> path of its generator curve's ``plateau.json`` relative to
+    ``base``, or None for a set made without training.
     """
     lines = []
-    for name in sorted({s for data in data_names for s in synthetic_set_names(data)}):
+    for name in sorted(set(set_names)):
         if name not in sets:
             lines.append(f"- `{name}`: **no learning curve named**")
             continue
@@ -853,7 +866,8 @@ def write_report(
     )
     markdown = markdown_table(rows, metrics, reference, bootstrap, plateau)
     if synthetic_sets is not None:
-        notes = synthetic_set_notes([row["data"] for row in rows], synthetic_sets, base)
+        used = [run.synthetic_set for run in runs if run.synthetic_set is not None]
+        notes = synthetic_set_notes(used, synthetic_sets, base)
         if notes:
             markdown += "\nSynthetic sets of these rows and their generators:\n\n"
             markdown += "\n".join(notes) + "\n"

@@ -438,12 +438,10 @@ def test_rows_on_synthetic_sets_name_their_generators_curve_verdicts(tmp_path):
     }
     for name, curve in curves.items():
         (tmp_path / name).write_text(json.dumps(curve))
-    data = [
-        "real", "real+p2p", "p2p", "real+cyc", "real+old", "real+noisy", "real+hou", "real+diff",
-    ]  # fmt: skip
+    used = ["p2p", "p2p", "cyc", "old", "noisy", "hou", "diff"]  # the runs' sets, repeats too
     sets = {"p2p": "p2p.json", "cyc": "cyc.json", "old": "old.json", "noisy": "noisy.json",
             "hou": None}  # fmt: skip
-    assert synthetic_set_notes(data, sets, tmp_path) == [
+    assert synthetic_set_notes(used, sets, tmp_path) == [
         "- `cyc`: **generator curve not flattened** (cyc.json)",
         "- `diff`: **no learning curve named**",
         "- `hou`: made without training",
@@ -451,14 +449,17 @@ def test_rows_on_synthetic_sets_name_their_generators_curve_verdicts(tmp_path):
         "- `old`: **generator curve flattened, settling not measured** (old.json)",
         "- `p2p`: generator curve flattened and settled (p2p.json)",
     ]
-    assert synthetic_set_notes(["real"], sets, tmp_path) == []
+    assert synthetic_set_notes([], sets, tmp_path) == []
     with pytest.raises(ValueError, match="missing.json: the learning curve named for set 'p2p'"):
         synthetic_set_notes(["p2p"], {"p2p": "missing.json"}, tmp_path)
     # Through the protocol: the notes end table.md.
     write_run(tmp_path / "runs" / "a", seed=0, train=["x"], rows=rows([0.5, 0.6, 0.7]))
     write_run(tmp_path / "runs" / "b", seed=0, train=["x"], rows=rows([0.6, 0.6, 0.7]),
               synthetic="sets/cyc", ratio=0.5)  # fmt: skip
-    protocol = {"runs": ["runs/*"], "out": "out", "metrics": ["aji"], "synthetic_sets": sets}
+    # An arm override that renames the data (as the budget protocol's real-5600) names no set.
+    write_run(tmp_path / "runs" / "c", seed=0, train=["x"], rows=rows([0.5, 0.5, 0.5]))
+    protocol = {"runs": ["runs/*"], "out": "out", "metrics": ["aji"], "synthetic_sets": sets,
+                "arms": [{"runs": ["runs/c"], "data": "real-long"}]}  # fmt: skip
     (tmp_path / "protocol.yaml").write_text(yaml.safe_dump(protocol))
     assert main(["--protocol", str(tmp_path / "protocol.yaml"), "--no-plots"]) == 0
     markdown = (tmp_path / "out" / "table.md").read_text()
