@@ -10,6 +10,8 @@ probabilities for the shared post-processing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 
@@ -43,7 +45,7 @@ class MaskEncoding:
     def __init__(
         self,
         boundary_width: int | None = 1,
-        palette: list[list[float]] | tuple | None = None,
+        palette: Sequence[Sequence[float]] | None = None,
         temperature: float = 0.05,
     ) -> None:
         self.boundary_width = boundary_width
