@@ -122,6 +122,22 @@ def test_cyclegan_configs_run_one_step(config, at_repo, tmp_path):
     assert summary["epochs"] == 1 and summary["train/loss_cycle"] > 0
 
 
+def test_cyclegan_curve_layers_set_the_papers_schedule(capsys, at_repo):
+    """The 200-epoch curve layer keeps the curve layer's callbacks and only lengthens the run
+    and enlarges the realism monitor."""
+    layers = ["cyclegan_cpu.yaml", "cyclegan_curve_cpu.yaml", "cyclegan_curve200_cpu.yaml"]
+    args = [f"--config=experiments/protocols/mahmood2019/{c}" for c in layers]
+    with pytest.raises(SystemExit):
+        main(["fit", *args, "--print_config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert config["trainer"]["max_epochs"] == 200
+    callbacks = {c["class_path"].rsplit(".", 1)[1]: c.get("init_args", {})
+                 for c in config["trainer"]["callbacks"]}
+    assert callbacks["RealismMonitor"]["num_patches"] == 512
+    assert callbacks["ModelCheckpoint"]["every_n_epochs"] == 2
+    assert callbacks["SyntheticExport"]["root"] == "runs/protocols/synthetic/cyclegan"
+
+
 def test_split_images_links_only_training_images(tmp_path):
     split = json.loads((REPO / "experiments/splits/budget_4.json").read_text())
     images = tmp_path / "images"
