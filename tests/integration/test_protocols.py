@@ -131,8 +131,10 @@ def test_cyclegan_curve_layers_set_the_papers_schedule(capsys, at_repo):
         main(["fit", *args, "--print_config"])
     config = yaml.safe_load(capsys.readouterr().out)
     assert config["trainer"]["max_epochs"] == 200
-    callbacks = {c["class_path"].rsplit(".", 1)[1]: c.get("init_args", {})
-                 for c in config["trainer"]["callbacks"]}
+    callbacks = {
+        c["class_path"].rsplit(".", 1)[1]: c.get("init_args", {})
+        for c in config["trainer"]["callbacks"]
+    }
     assert callbacks["RealismMonitor"]["num_patches"] == 512
     assert callbacks["ModelCheckpoint"]["every_n_epochs"] == 2
     assert callbacks["SyntheticExport"]["root"] == "runs/protocols/synthetic/cyclegan"
