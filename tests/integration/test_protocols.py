@@ -123,8 +123,8 @@ def test_cyclegan_configs_run_one_step(config, at_repo, tmp_path):
 
 
 def test_cyclegan_curve_layers_set_the_papers_schedule(capsys, at_repo):
-    """The 200-epoch curve layer keeps the curve layer's callbacks and only lengthens the run
-    and enlarges the realism monitor."""
+    """The 200-epoch curve layer keeps the curve layer's callbacks, lengthens the run, enlarges
+    the realism monitor and averages the weights after the monitor has measured them."""
     layers = ["cyclegan_cpu.yaml", "cyclegan_curve_cpu.yaml", "cyclegan_curve200_cpu.yaml"]
     args = [f"--config=experiments/protocols/mahmood2019/{c}" for c in layers]
     with pytest.raises(SystemExit):
@@ -138,6 +138,8 @@ def test_cyclegan_curve_layers_set_the_papers_schedule(capsys, at_repo):
     assert callbacks["RealismMonitor"]["num_patches"] == 512
     assert callbacks["ModelCheckpoint"]["every_n_epochs"] == 2
     assert callbacks["SyntheticExport"]["root"] == "runs/protocols/synthetic/cyclegan"
+    order = [c["class_path"].rsplit(".", 1)[1] for c in config["trainer"]["callbacks"]]
+    assert order.index("EMAWeightAveraging") > order.index("RealismMonitor")
 
 
 def test_split_images_links_only_training_images(tmp_path):
