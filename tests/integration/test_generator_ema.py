@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import lightning as L
+import pytest
 import torch
 
 from histo_gan.cli import main
@@ -17,11 +18,11 @@ EMA = [
 ]
 
 
-def _fit(root, *extra: str) -> dict:
+def _fit(root, *extra: str, config: str = "conf/experiment/mahmood_cyclegan_tiny.yaml") -> dict:
     code = main(
         [
             "fit",
-            "--config=conf/experiment/mahmood_cyclegan_tiny.yaml",
+            f"--config={config}",
             "--name=run",
             f"--trainer.default_root_dir={root}",
             "--trainer.logger=false",
@@ -94,3 +95,19 @@ def test_validation_sees_the_average_when_listed_after_the_monitor(
     assert _largest_difference(seen, average) == 0.0
     assert _largest_difference(seen, raw) > 1e-5  # G moves ~2e-4 in 8 batches at its rate
     assert json.dumps(sorted(seen)) == json.dumps(sorted(average))
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        "conf/experiment/pix2pixhd_stage2_tiny.yaml",
+        "conf/experiment/hou2017_refiner_tiny.yaml",
+        "conf/experiment/hou2019_refiner_tiny.yaml",
+    ],
+)
+def test_every_gan_module_can_be_averaged(config, tmp_path, repo_root, monkeypatch):
+    """The curve layers average these modules too: a copy of each can be made and updated."""
+    monkeypatch.chdir(repo_root)
+    checkpoint = _fit(tmp_path, "--trainer.max_steps=8", *EMA, config=config)
+    assert int(checkpoint["averaging_state"]["n_averaged"]) >= 2
+    assert _largest_difference(checkpoint["state_dict"], checkpoint["current_model_state"]) > 0

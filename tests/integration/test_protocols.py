@@ -142,6 +142,61 @@ def test_cyclegan_curve_layers_set_the_papers_schedule(capsys, at_repo):
     assert order.index("EMAWeightAveraging") > order.index("RealismMonitor")
 
 
+def _callback_names(path: Path) -> list[str]:
+    spec = yaml.safe_load(path.read_text()) or {}
+    callbacks = (spec.get("trainer") or {}).get("callbacks") or []
+    return [c["class_path"].rsplit(".", 1)[1] for c in callbacks if isinstance(c, dict)]
+
+
+AVERAGED = sorted(
+    p
+    for folder in ("experiments/protocols", "conf")
+    for p in (REPO / folder).rglob("*.yaml")
+    if "EMAWeightAveraging" in _callback_names(p)
+)
+
+
+def test_the_weight_averaging_layers_exist():
+    names = {p.name for p in AVERAGED}
+    assert {"cyclegan_curve200_cpu.yaml", "daff_curve_long_cpu.yaml", "curve_ema_cpu.yaml"} <= names
+
+
+@pytest.mark.parametrize("layer", AVERAGED, ids=lambda p: p.stem)
+def test_weight_averaging_comes_after_the_realism_monitor(layer):
+    """EMAWeightAveraging swaps the raw weights back when validation ends: a monitor listed
+    after it would measure the raw weights, not the average that is exported."""
+    order = _callback_names(layer)
+    assert "RealismMonitor" in order
+    assert order.index("EMAWeightAveraging") > order.index("RealismMonitor")
+
+
+@pytest.mark.parametrize(
+    "stack",
+    [
+        [
+            "conf/experiment/pix2pixhd_stage2_tiny.yaml",
+            "experiments/protocols/daff_monuseg.yaml",
+            "experiments/protocols/daff_cpu.yaml",
+            "conf/generator/daffgan_tiny.yaml",
+            "experiments/protocols/daff_curve_cpu.yaml",
+            "experiments/protocols/daff_curve_long_cpu.yaml",
+        ],
+        [
+            "experiments/protocols/hou_refiners/data_cpu.yaml",
+            "experiments/protocols/hou_refiners/hou2017_cpu.yaml",
+            "experiments/protocols/hou_refiners/curve_cpu.yaml",
+            "experiments/protocols/hou_refiners/curve_ema_cpu.yaml",
+        ],
+    ],
+    ids=["daffgan_stage2_long", "hou2017_curve_ema"],
+)
+def test_averaged_curve_stacks_run_one_step(stack, at_repo, tmp_path):
+    args = [f"--config={c}" for c in stack]
+    overrides = ["--data.patch_size=64", "--data.batch_size=2", "--data.patches_per_epoch=2"]
+    summary = _fit([*args, *at_repo, *TINY, *overrides], tmp_path)
+    assert summary["epochs"] == 1
+
+
 def test_split_images_links_only_training_images(tmp_path):
     split = json.loads((REPO / "experiments/splits/budget_4.json").read_text())
     images = tmp_path / "images"
