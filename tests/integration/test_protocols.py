@@ -137,7 +137,7 @@ def test_cyclegan_curve_layers_set_the_papers_schedule(capsys, at_repo):
     }
     assert callbacks["RealismMonitor"]["num_patches"] == 512
     assert callbacks["ModelCheckpoint"]["every_n_epochs"] == 2
-    assert callbacks["SyntheticExport"]["root"] == "runs/protocols/synthetic/cyclegan"
+    assert callbacks["SyntheticExport"]["root"] == "runs/protocols/candidates/cyclegan"
     order = [c["class_path"].rsplit(".", 1)[1] for c in config["trainer"]["callbacks"]]
     assert order.index("EMAWeightAveraging") > order.index("RealismMonitor")
 
