@@ -6,7 +6,9 @@ Only what ``histo-gan report`` reads is copied (``test_metrics.json``,
 trial's test run folder goes to ``OUT/<label>`` where the label names its data mix, split and
 seed (``real+hou_budget_4_s0``, :func:`histo_gan.sweep.trial_label`); trials of a sweep also
 get ``trial.json``: the trial id, command, ``wall_seconds``, ``attempts``, ``test_seconds``
-and ``fit_seconds`` the sweep recorded (the report's ``fit min`` column):
+and ``fit_seconds`` the sweep recorded (the report's ``fit min`` column). A sweep folder
+without ``sweep_results.json`` (not started, or ``histo-gan sweep <yaml> --results`` not run
+yet) is skipped with a message:
 
     python experiments/protocols/collect_results.py experiments/results/label_budget/runs \
         --sweep runs/sweeps/label_budget_cpu [--run paper_l1_budget_4_s0=runs/protocols/x/version_3]
@@ -51,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     runs = [(*label_dir.split("=", 1), None) for label_dir in args.run]
     for sweep in args.sweep:
-        trials = json.loads((sweep / "sweep_results.json").read_text())
+        results = sweep / "sweep_results.json"
+        if not results.is_file():  # a sweep not started yet: nothing of it is finished
+            print(f"{sweep}: no sweep_results.json (no finished trial yet), skipped")
+            continue
+        trials = json.loads(results.read_text())
         runs += [(trial_label(t), t["run_dir"], t) for t in trials if t["status"] == "ok"]
     for label, run_dir, trial in runs:
         copy_run(Path(run_dir), args.out / label, trial)

@@ -137,11 +137,12 @@ def test_collect_results_copies_a_trials_fit_summary_and_wall_time(tmp_path):
         "attempts": 2,
         "test/aji": 0.5,
     }
-    sweep = tmp_path / "sweep"
+    sweep, not_started = tmp_path / "sweep", tmp_path / "not_started"
     sweep.mkdir()
     (sweep / "sweep_results.json").write_text(json.dumps([trial]))
     out = tmp_path / "results"
-    assert collect_results.main([str(out), "--sweep", str(sweep)]) == 0
+    assert collect_results.main([str(out), "--sweep", str(not_started), "--sweep", str(sweep)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["real_s1"]
     copied = out / "real_s1"
     assert (copied / "summary_fit.json").read_text() == '{"global_step": 20}'
     record = json.loads((copied / "trial.json").read_text())
