@@ -27,7 +27,7 @@ their test images must not overlap.
     runs: [runs/*]                   # run folders or globs
     out: .                           # where the tables and plots go
     metrics: [aji, dice, pq]         # per-image metrics to tabulate
-    reference: {data: real}          # see below
+    reference: {data: real}          # or a list of rules, see below
     bootstrap: {n: 2000, seed: 0, level: 0.95}
     arms:                            # overrides: runs matching a glob get these fields
       - {runs: [runs/loo_*], data: real-loo, budget: loo}
@@ -42,7 +42,10 @@ their test images must not overlap.
 
 **Reference.** The reference of an arm is the arm with the reference's fields replaced and
 all other fields kept: ``{data: real}`` compares ``Segmenter | real+hou | 4`` with
-``Segmenter | real | 4``. Give all three fields to compare every arm with one fixed arm.
+``Segmenter | real | 4``. Give all three fields to compare every arm with one fixed arm. A
+list of such rules is tried in order and the first that names a tested arm is used:
+``[{data: real}, {data: real, budget: 4}]`` also compares a synthetic set alone (``hou | 0``:
+there is no real-only arm without labels) with real only at 4 labels.
 
 **Numbers.** For each arm and metric: the mean over seeds of the per-image mean of each seed
 (the papers' per-image average) and the spread, the sample standard deviation over seeds
@@ -460,10 +463,22 @@ def paired_difference(
     return (float(d.mean()), *bootstrap_mean(d, n, seed, level), len(shared))
 
 
+def reference_rules(reference: dict | list[dict]) -> list[dict]:
+    """The protocol's ``reference`` as a list of rules (one rule: a list of one)."""
+    return [reference] if isinstance(reference, dict) else list(reference)
+
+
+def reference_arm(arm: Arm, reference: dict | list[dict], tested: Iterable[Arm]) -> Arm:
+    """The arm that ``arm`` is compared with: the first rule whose arm was tested, else the
+    first rule's arm (which then has no runs, and the row no difference)."""
+    candidates = [arm.replace(**rule) for rule in reference_rules(reference)]
+    return next((c for c in candidates if c in tested), candidates[0])
+
+
 def build_table(
     runs: list[Run],
     metrics: list[str],
-    reference: dict,
+    reference: dict | list[dict],
     n_bootstrap: int = 2000,
     bootstrap_seed: int = 0,
     level: float = 0.95,
@@ -485,7 +500,7 @@ def build_table(
                     raise ValueError(f"arm '{arm}': metric {metric!r} is missing in its runs")
     rows, organ_rows = [], []
     for arm in arms:
-        ref = arm.replace(**reference)
+        ref = reference_arm(arm, reference, seeds)
         row: dict = {
             **arm.__dict__,
             "seeds": len(seeds[arm]),
@@ -698,12 +713,14 @@ def plateau_sentence(plateau: dict | None) -> str:
 def markdown_table(
     rows: list[dict],
     metrics: list[str],
-    reference: dict,
+    reference: dict | list[dict],
     bootstrap: dict,
     plateau: dict | None = None,
 ) -> str:
     """The main table: budget, plateau, ``mean ± spread`` and ``difference [low, high]``."""
-    rule = ", ".join(f"{k}={v}" for k, v in reference.items())
+    rule = " (where that was not tested: with ".join(
+        ", ".join(f"{k}={v}" for k, v in r.items()) for r in reference_rules(reference)
+    ) + ")" * (len(reference_rules(reference)) - 1)
     header = ["model", "data", "budget", "seeds", "images", "steps x batch", "plateau", "fit min"]
     for metric in metrics:
         header += [metric, f"Δ{metric} [{bootstrap['level']:.0%} CI]"]
@@ -847,7 +864,7 @@ def write_report(
     runs: list[Run],
     out: Path,
     metrics: list[str],
-    reference: dict,
+    reference: dict | list[dict],
     bootstrap: dict,
     base: Path,
     plots: bool = True,
@@ -940,8 +957,14 @@ def main(argv: list[str] | None = None) -> int:
     reference = (
         _parse_reference(args.reference)
         if args.reference
-        else dict(protocol.get("reference", {"data": "real"}))
+        else protocol.get("reference", {"data": "real"})
     )
+    for rule in reference_rules(reference):
+        if not isinstance(rule, dict) or not set(rule) <= set(ARM_FIELDS):
+            raise ValueError(
+                f"{args.protocol}: 'reference' must be a mapping of {ARM_FIELDS} to values, or a "
+                f"list of such mappings, got {reference!r}"
+            )
     bootstrap = {"n": 2000, "seed": 0, "level": 0.95, **protocol.get("bootstrap", {})}
     if args.n_bootstrap is not None:
         bootstrap["n"] = args.n_bootstrap

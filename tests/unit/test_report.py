@@ -141,6 +141,41 @@ def test_table_numbers_match_a_hand_computation(tmp_path):
     assert liver["aji"] == pytest.approx((0.4 + 0.6 + 0.5 + 0.6) / 4) and liver["images"] == 2
 
 
+def test_reference_rules_are_tried_in_order(tmp_path):
+    """A set alone (budget 0) has no real-only arm of its budget: the second rule compares it
+    with real only at 2 labels; an arm whose first rule matches keeps that reference."""
+    write_run(tmp_path / "r", seed=0, train=["x", "y"], rows=rows([0.3, 0.4, 0.5]))
+    write_run(tmp_path / "r1", seed=0, train=["x"], rows=rows([0.1, 0.1, 0.1]))
+    write_run(
+        tmp_path / "h",
+        seed=0,
+        train=["x"],
+        rows=rows([0.2, 0.2, 0.2]),
+        synthetic="syn/hou",
+        ratio=0.5,
+    )
+    write_run(
+        tmp_path / "a",
+        seed=0,
+        train=["x"],
+        rows=rows([0.1, 0.5, 0.9]),
+        synthetic="syn/hou",
+        ratio=1.0,
+    )
+    runs = [load_run(tmp_path / n) for n in ("r", "r1", "h", "a")]
+    rules = [{"data": "real"}, {"data": "real", "budget": "2"}]
+    table, _ = build_table(runs, ["aji"], rules, n_bootstrap=200)
+    by_arm = {(r["data"], r["budget"]): r for r in table}
+    alone, mixed = by_arm[("hou", "0")], by_arm[("real+hou", "1")]
+    assert alone["reference"] == "Segmenter | real | 2"
+    assert alone["aji_diff"] == pytest.approx((-0.2 + 0.1 + 0.4) / 3)
+    assert mixed["reference"] == "Segmenter | real | 1" and mixed["aji_diff"] == pytest.approx(0.1)
+    # one rule only: the set alone has no reference and no difference
+    table, _ = build_table(runs, ["aji"], {"data": "real"}, n_bootstrap=200)
+    alone = {(r["data"], r["budget"]): r for r in table}[("hou", "0")]
+    assert alone["reference"] == "" and math.isnan(alone["aji_diff"])
+
+
 def test_bootstrap_interval_is_seeded_and_collapses_for_constant_differences():
     arm, ref = {"a": 0.5, "b": 0.7, "c": 0.2}, {"a": 0.4, "b": 0.6, "c": 0.1}
     assert paired_difference(arm, ref, 100, 0, 0.95)[:3] == pytest.approx((0.1, 0.1, 0.1))
