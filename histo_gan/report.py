@@ -942,6 +942,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.protocol and not args.protocol.is_file():
         raise ValueError(f"{args.protocol}: protocol file does not exist")
     base = args.protocol.parent if args.protocol else Path(".")
+    reference = (
+        _parse_reference(args.reference)
+        if args.reference
+        else protocol.get("reference", {"data": "real"})
+    )
+    for rule in reference_rules(reference):
+        if not isinstance(rule, dict) or not set(rule) <= set(ARM_FIELDS):
+            raise ValueError(
+                f"{args.protocol}: 'reference' must be a mapping of {ARM_FIELDS} to values, or a "
+                f"list of such mappings, got {reference!r}"
+            )
     expected = protocol.get("expected")
     paths = list(args.runs) or [
         p for pattern in protocol.get("runs", []) for p in sorted(base.glob(pattern))
@@ -954,17 +965,6 @@ def main(argv: list[str] | None = None) -> int:
     metrics = (
         args.metrics.split(",") if args.metrics else list(protocol.get("metrics", DEFAULT_METRICS))
     )
-    reference = (
-        _parse_reference(args.reference)
-        if args.reference
-        else protocol.get("reference", {"data": "real"})
-    )
-    for rule in reference_rules(reference):
-        if not isinstance(rule, dict) or not set(rule) <= set(ARM_FIELDS):
-            raise ValueError(
-                f"{args.protocol}: 'reference' must be a mapping of {ARM_FIELDS} to values, or a "
-                f"list of such mappings, got {reference!r}"
-            )
     bootstrap = {"n": 2000, "seed": 0, "level": 0.95, **protocol.get("bootstrap", {})}
     if args.n_bootstrap is not None:
         bootstrap["n"] = args.n_bootstrap

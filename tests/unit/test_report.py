@@ -410,6 +410,14 @@ def test_a_protocol_with_no_finished_run_writes_what_is_missing(tmp_path):
     assert "    run 0" in (tmp_path / "out" / "missing.md").read_text()
 
 
+@pytest.mark.parametrize("reference", ["data=real", [{"data": "real"}, {"seed": 1}]])
+def test_a_malformed_reference_names_the_protocol_file(tmp_path, reference):
+    protocol = {"runs": ["runs/*"], "out": "out", "reference": reference}
+    (tmp_path / "protocol.yaml").write_text(yaml.safe_dump(protocol))
+    with pytest.raises(ValueError, match=r"protocol\.yaml: 'reference' must be"):
+        main(["--protocol", str(tmp_path / "protocol.yaml"), "--no-plots"])
+
+
 def test_arm_interval_is_the_bootstrap_over_images_of_the_seed_mean(tmp_path):
     write_run(tmp_path / "a0", seed=0, train=["x"], rows=rows([0.2, 0.4, 0.6]))
     write_run(tmp_path / "a1", seed=1, train=["x"], rows=rows([0.4, 0.4, 0.4]))
