@@ -39,9 +39,11 @@ class RealismMonitor(L.Callback):
       the few crops of a monitor it is noisy, so read its trend).
 
     The same label maps and crop positions are used every time, so epochs are comparable.
-    The kept batches are not checkpointed (hundreds of patches would enlarge every checkpoint):
-    a resumed run (a new chunk of ``chunked_fit.sh``) keeps its own first batches, so values
-    compare within a chunk exactly and across chunks as two samples of the same size.
+    Nothing is measured until ``num_patches`` samples are kept (the first evaluations of a run
+    whose epochs are shorter than that are skipped). The kept batches are not checkpointed
+    (hundreds of patches would enlarge every checkpoint): a resumed run (a new chunk of
+    ``chunked_fit.sh``) keeps its own first batches, so values compare within a chunk exactly
+    and across chunks as two samples of the same size.
     Modules that are not Synthesizers (segmenters) are skipped. Under DDP each process
     measures its own batches and the values are averaged.
     """
@@ -106,6 +108,14 @@ class RealismMonitor(L.Callback):
             return
         epoch = trainer.current_epoch + 1
         if trainer.sanity_checking or not self._batches or epoch % self.every_n_epochs:
+            return
+        if self._captured() < self.num_patches:
+            # fewer samples would not compare with the other evaluations (a two-sample test on
+            # a quarter of the crops reads far closer to chance), so wait until all are kept
+            rank_zero_info(
+                f"RealismMonitor: {self._captured()} of {self.num_patches} samples kept so far; "
+                "not measured until all are"
+            )
             return
         rng = np.random.default_rng(self.seed + 1)
         was_training = pl_module.training

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import math
 
 import lightning as L
@@ -17,7 +18,9 @@ from histo_gan.realism import stain_distance
 from histo_gan.synthesis import RandomPolygonMasks
 
 
-def test_monitor_logs_finite_realism_of_a_cyclegan(tmp_path):
+def _tiny_cyclegan_run(tmp_path, monitor: RealismMonitor, epochs: int) -> L.Trainer:
+    """A tiny CycleGAN on random polygon masks and the bundled sample, 16 patches an epoch."""
+
     def generator():
         return ResnetGenerator(3, 3, base_channels=8, n_blocks=2)
 
@@ -41,9 +44,8 @@ def test_monitor_logs_finite_realism_of_a_cyclegan(tmp_path):
         patches_per_epoch=16,
         batch_size=4,
     )
-    monitor = RealismMonitor(every_n_epochs=1, num_patches=12, patch_size=32, c2st_every_n_epochs=2)
     trainer = L.Trainer(
-        max_epochs=2,
+        max_epochs=epochs,
         accelerator="cpu",
         default_root_dir=tmp_path,
         logger=L.pytorch.loggers.CSVLogger(tmp_path),
@@ -53,12 +55,29 @@ def test_monitor_logs_finite_realism_of_a_cyclegan(tmp_path):
         callbacks=[monitor],
     )
     trainer.fit(module, dm)
+    return trainer
+
+
+def test_monitor_logs_finite_realism_of_a_cyclegan(tmp_path):
+    monitor = RealismMonitor(every_n_epochs=1, num_patches=12, patch_size=32, c2st_every_n_epochs=2)
+    trainer = _tiny_cyclegan_run(tmp_path, monitor, epochs=2)
     assert sum(len(b["label"]) for b in monitor._batches) == 12
     names = ("w1_h", "w1_e", "frechet", "c2st")
     values = {n: float(trainer.callback_metrics[f"val/realism/{n}"]) for n in names}
     assert all(math.isfinite(v) for v in values.values()), values
     assert values["w1_h"] > 0 and values["frechet"] > 0  # an untrained generator is not tissue
     assert 0 <= values["c2st"] <= 1
+
+
+def test_nothing_is_measured_before_all_samples_are_kept(tmp_path):
+    """24 samples at 16 patches an epoch: the first epoch's evaluation is skipped (a test on
+    16 crops would not compare with the later ones on 24), the second one measures."""
+    monitor = RealismMonitor(every_n_epochs=1, num_patches=24, patch_size=32)
+    _tiny_cyclegan_run(tmp_path, monitor, epochs=2)
+    (metrics,) = tmp_path.glob("lightning_logs/version_*/metrics.csv")
+    with open(metrics, newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r.get("val/realism/w1_h")]
+    assert [int(r["epoch"]) for r in rows] == [1]
 
 
 def test_identical_crops_are_at_stain_distance_zero_and_segmenters_are_skipped():
