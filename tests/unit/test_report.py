@@ -146,22 +146,15 @@ def test_reference_rules_are_tried_in_order(tmp_path):
     with real only at 2 labels; an arm whose first rule matches keeps that reference."""
     write_run(tmp_path / "r", seed=0, train=["x", "y"], rows=rows([0.3, 0.4, 0.5]))
     write_run(tmp_path / "r1", seed=0, train=["x"], rows=rows([0.1, 0.1, 0.1]))
-    write_run(
-        tmp_path / "h",
-        seed=0,
-        train=["x"],
-        rows=rows([0.2, 0.2, 0.2]),
-        synthetic="syn/hou",
-        ratio=0.5,
-    )
-    write_run(
-        tmp_path / "a",
-        seed=0,
-        train=["x"],
-        rows=rows([0.1, 0.5, 0.9]),
-        synthetic="syn/hou",
-        ratio=1.0,
-    )
+    for name, values, ratio in (("h", [0.2, 0.2, 0.2], 0.5), ("a", [0.1, 0.5, 0.9], 1.0)):
+        write_run(
+            tmp_path / name,
+            seed=0,
+            train=["x"],
+            rows=rows(values),
+            synthetic="syn/hou",
+            ratio=ratio,
+        )
     runs = [load_run(tmp_path / n) for n in ("r", "r1", "h", "a")]
     rules = [{"data": "real"}, {"data": "real", "budget": "2"}]
     table, _ = build_table(runs, ["aji"], rules, n_bootstrap=200)
