@@ -464,8 +464,9 @@ def paired_difference(
 
 
 def reference_rules(reference: dict | list[dict]) -> list[dict]:
-    """The protocol's ``reference`` as a list of rules (one rule: a list of one)."""
-    return [reference] if isinstance(reference, dict) else list(reference)
+    """The protocol's ``reference`` as a list of rules (anything but a list: a list of one,
+    so a malformed value reaches the caller's check as one rule)."""
+    return list(reference) if isinstance(reference, list) else [reference]
 
 
 def reference_arm(arm: Arm, reference: dict | list[dict], tested: Iterable[Arm]) -> Arm:
@@ -718,9 +719,8 @@ def markdown_table(
     plateau: dict | None = None,
 ) -> str:
     """The main table: budget, plateau, ``mean ± spread`` and ``difference [low, high]``."""
-    rule = " (where that was not tested: with ".join(
-        ", ".join(f"{k}={v}" for k, v in r.items()) for r in reference_rules(reference)
-    ) + ")" * (len(reference_rules(reference)) - 1)
+    rules = [", ".join(f"{k}={v}" for k, v in r.items()) for r in reference_rules(reference)]
+    rule = " (where that was not tested: with ".join(rules) + ")" * (len(rules) - 1)
     header = ["model", "data", "budget", "seeds", "images", "steps x batch", "plateau", "fit min"]
     for metric in metrics:
         header += [metric, f"Δ{metric} [{bootstrap['level']:.0%} CI]"]

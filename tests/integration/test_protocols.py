@@ -122,6 +122,11 @@ def test_cyclegan_configs_run_one_step(config, at_repo, tmp_path):
     assert summary["epochs"] == 1 and summary["train/loss_cycle"] > 0
 
 
+def _class_names(callbacks: list) -> list[str]:
+    """``[{"class_path": "a.b.C", ...}, ...]`` -> ``["C", ...]`` (entries without one skipped)."""
+    return [c["class_path"].rsplit(".", 1)[1] for c in callbacks if isinstance(c, dict)]
+
+
 def test_cyclegan_curve_layers_set_the_papers_schedule(capsys, at_repo):
     """The 200-epoch curve layer keeps the curve layer's callbacks, lengthens the run, enlarges
     the realism monitor and averages the weights after the monitor has measured them."""
@@ -131,21 +136,19 @@ def test_cyclegan_curve_layers_set_the_papers_schedule(capsys, at_repo):
         main(["fit", *args, "--print_config"])
     config = yaml.safe_load(capsys.readouterr().out)
     assert config["trainer"]["max_epochs"] == 200
-    callbacks = {
-        c["class_path"].rsplit(".", 1)[1]: c.get("init_args", {})
-        for c in config["trainer"]["callbacks"]
-    }
+    listed = config["trainer"]["callbacks"]
+    callbacks = dict(zip(_class_names(listed), (c.get("init_args", {}) for c in listed)))
     assert callbacks["RealismMonitor"]["num_patches"] == 512
     assert callbacks["ModelCheckpoint"]["every_n_epochs"] == 2
     assert callbacks["SyntheticExport"]["root"] == "runs/protocols/candidates/cyclegan"
-    order = [c["class_path"].rsplit(".", 1)[1] for c in config["trainer"]["callbacks"]]
+    order = _class_names(listed)
     assert order.index("EMAWeightAveraging") > order.index("RealismMonitor")
 
 
 def _callback_names(path: Path) -> list[str]:
+    """The class names of the callbacks a config file lists, in order."""
     spec = yaml.safe_load(path.read_text()) or {}
-    callbacks = (spec.get("trainer") or {}).get("callbacks") or []
-    return [c["class_path"].rsplit(".", 1)[1] for c in callbacks if isinstance(c, dict)]
+    return _class_names((spec.get("trainer") or {}).get("callbacks") or [])
 
 
 AVERAGED = sorted(

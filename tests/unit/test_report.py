@@ -403,7 +403,7 @@ def test_a_protocol_with_no_finished_run_writes_what_is_missing(tmp_path):
     assert "    run 0" in (tmp_path / "out" / "missing.md").read_text()
 
 
-@pytest.mark.parametrize("reference", ["data=real", [{"data": "real"}, {"seed": 1}]])
+@pytest.mark.parametrize("reference", ["data=real", 3, [{"data": "real"}, {"seed": 1}]])
 def test_a_malformed_reference_names_the_protocol_file(tmp_path, reference):
     protocol = {"runs": ["runs/*"], "out": "out", "reference": reference}
     (tmp_path / "protocol.yaml").write_text(yaml.safe_dump(protocol))
