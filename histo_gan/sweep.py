@@ -7,7 +7,8 @@ W&B sweeps need a server to hand out trials; this runner reads the same YAML (``
 subprocesses, one after the other or ``--parallel N`` at a time. It prints a leaderboard and
 writes ``sweep_results.csv`` and ``sweep_results.json`` into ``OUT/<sweep stem>/``, which
 name every trial's command, run folder and wall time. ``--results`` writes them from the
-trials finished so far and runs nothing (while the sweep itself runs on, say). :mod:`histo_gan.sweep_file` reads the
+trials finished so far and runs nothing (while the sweep itself runs on, say); ``--trial ID``
+(repeatable) runs only the named trials of the grid, e.g. one seed that is still missing. :mod:`histo_gan.sweep_file` reads the
 YAML.
 
 A trial is identified by its full command and, for ``histo-gan`` commands, the config it
@@ -340,6 +341,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="OMP/MKL/OpenBLAS threads of each trial (1 with --parallel > 1)",
     )
+    parser.add_argument(
+        "--trial",
+        action="append",
+        default=None,
+        metavar="ID",
+        help="run only this trial (its id as listed; repeatable); the others are left as they are",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
     parser.add_argument(
         "--results",
@@ -368,6 +376,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         console.print("  " + shlex.join(command))
         trials.append(trial)
+    chosen = trials
+    if args.trial:
+        known = {t.id for t in trials}
+        unknown = sorted(set(args.trial) - known)
+        if unknown:
+            raise ValueError(
+                f"{args.sweep}: no trial {', '.join(unknown)} (its trials: {', '.join(sorted(known))})"
+            )
+        chosen = [t for t in trials if t.id in args.trial]
     if args.dry_run:
         return 0
     if args.results:
@@ -376,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         codes = run_trials(
-            [t for t in trials if not t.summary.exists()], args.parallel, threads, console
+            [t for t in chosen if not t.summary.exists()], args.parallel, threads, console
         )
     except KeyboardInterrupt:
         console.print(
@@ -385,4 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
-    return write_results(trials, spec, out, console, codes)
+    code = write_results(trials, spec, out, console, codes)
+    if args.trial:  # the trials left out are not failures of this run
+        return 0 if all(t.summary.exists() for t in chosen) else 1
+    return code

@@ -193,9 +193,16 @@ def test_weight_averaging_comes_after_the_realism_monitor(layer):
     ],
     ids=["daffgan_stage2_long", "hou2017_curve_ema"],
 )
-def test_averaged_curve_stacks_run_one_step(stack, at_repo, tmp_path):
+def test_averaged_curve_stacks_run_one_step(stack, at_repo, tiny_synthetic, tmp_path):
+    """Each averaged stack trains one step; the Hou refiners read a tiny `hou` set, since the
+    protocol's own (runs/protocols/synthetic/hou) exists only once make_synthetic.sh has run."""
     args = [f"--config={c}" for c in stack]
     overrides = ["--data.patch_size=64", "--data.batch_size=2", "--data.patches_per_epoch=2"]
+    if any("hou_refiners/" in c for c in stack):
+        overrides += [
+            f"--data.{key}.init_args.root={tiny_synthetic}"
+            for key in ("synthetic", "predict_source")
+        ]
     summary = _fit([*args, *at_repo, *TINY, *overrides], tmp_path)
     assert summary["epochs"] == 1
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -197,3 +198,18 @@ def test_results_lists_the_finished_trials_of_a_running_sweep_and_runs_nothing(
     assert main([str(path), "--out", str(out), "--results"]) == 0
     rows = json.loads((sweep / "sweep_results.json").read_text())
     assert [(r["status"], r["score"]) for r in rows] == [("ok", 1.0), ("ok", 2.0)]
+
+
+def test_trial_runs_only_the_named_trials_and_rejects_an_unknown_id(tmp_path, capsys):
+    path = write_sweep(tmp_path, [1, 2, 3])
+    out = tmp_path / "sweeps"
+    assert main([str(path), "--out", str(out), "--dry-run"]) == 0
+    listed = re.findall(r"trial \d/3\S* (\w+): \{'x': (\d)\}", capsys.readouterr().out)
+    ids = {int(x): key for key, x in listed}
+    assert sorted(ids) == [1, 2, 3]
+    assert main([str(path), "--out", str(out), "--trial", ids[2]]) == 0
+    assert sorted(summaries(out / "tiny")) == [2]
+    rows = json.loads((out / "tiny" / "sweep_results.json").read_text())
+    assert [r["status"] for r in rows] == ["not run", "ok", "not run"]
+    with pytest.raises(ValueError, match="no trial nope"):
+        main([str(path), "--out", str(out), "--trial", "nope"])
