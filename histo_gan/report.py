@@ -78,7 +78,11 @@ run is ``SmpUnet <encoder_name> depth <encoder_depth>`` for the U-Net, else the 
 ``model.init_args.network`` (or of the model). ``fit min`` is the mean over the arm's runs of
 the fit's wall time, from the ``trial.json`` that ``collect_results.py`` writes beside a run's
 summaries (``fit_seconds``: a sweep trial's wall time over all its attempts minus its test);
-empty where no run carries it.
+empty where no run carries it. ``precision`` (``table.csv`` and ``runs.csv``) is what each
+run's fit recorded in its ``summary_fit.json`` (the precision ``trainer.precision: null``
+resolved to on its machine: bf16-mixed where the CPU or GPU has bf16 units, 32-true
+elsewhere); ``table.md`` names it under the table, and names every row whose seeds trained
+in different precisions.
 
 **Synthetic sets.** A row trained on a synthetic set is only as good as the generator behind
 it. ``synthetic_sets`` maps each set name (the ``NAME`` of ``data``, read from each run's
@@ -122,7 +126,7 @@ import json
 import math
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -186,6 +190,7 @@ class Training:
     batch_size: int | None
     patch_size: int | None
     network: str
+    precision: str | None = None
 
 
 @dataclass
@@ -307,6 +312,19 @@ def _read_rows(path: Path) -> list[dict]:
     return parsed
 
 
+def run_precision(path: Path, config: dict) -> str | None:
+    """The precision a run's segmenter trained in: ``precision`` of its fit's
+    ``summary_fit.json`` (what the machine resolved ``trainer.precision: null`` to), else an
+    explicit ``trainer.precision`` of its config, else None."""
+    summary = path / "summary_fit.json"
+    if summary.is_file():
+        recorded = json.loads(summary.read_text()).get("precision")
+        if recorded is not None:
+            return str(recorded)
+    configured = (config.get("trainer") or {}).get("precision")
+    return None if configured is None else str(configured)
+
+
 def _fit_seconds(path: Path) -> float | None:
     """``fit_seconds`` of the run's ``trial.json`` (written by collect_results.py), if any."""
     trial = path / "trial.json"
@@ -330,12 +348,13 @@ def load_run(path: Path, overrides: dict | None = None) -> Run:
             f"{path}: no seed (seed_everything) in config.yaml; set one in the protocol"
         )
     rows = _read_rows(path / "test_metrics_per_image.csv")
+    training = replace(training_of(config), precision=run_precision(path, config))
     return Run(
         path,
         Arm(**fields),
         int(seed),
         rows,
-        training_of(config),
+        training,
         _fit_seconds(path),
         synthetic_set(config),
     )
@@ -408,6 +427,7 @@ def training_columns(runs: list[Run], plateau: dict | None) -> dict:
         "train_steps": _joined(r.training.steps for r in runs),
         "batch_size": _joined(r.training.batch_size for r in runs),
         "plateau": _arm_status([plateau_status(r.training, plateau) for r in runs]),
+        "precision": _joined(r.training.precision for r in runs),
         "fit_minutes": float(np.mean(seconds)) / 60 if seconds else math.nan,
     }
 
@@ -763,6 +783,26 @@ def markdown_table(
     return "\n".join(lines) + "\n"
 
 
+def precision_sentence(rows: list[dict]) -> str:
+    """The table's note on training precision: the one every run recorded, or the rows whose
+    seeds trained in different precisions (a numerics difference their spread includes);
+    ``""`` when no run recorded one."""
+    known = sorted({p for row in rows for p in row["precision"].split("/") if p})
+    if not known:
+        return ""
+    mixed = [
+        f"{row['data']} {row['budget']} ({row['precision']})"
+        for row in rows
+        if "/" in row["precision"]
+    ]
+    if mixed:
+        return (
+            f"Training precision differs between the seeds of: {', '.join(mixed)}; their "
+            "spread includes that difference.\n"
+        )
+    return f"Training precision: {', '.join(known)} (as each run recorded it).\n"
+
+
 def _budget_lines(rows: list[dict]) -> tuple[dict[str, list[dict]], dict[str, dict]]:
     """Rows by data source: ``(label -> rows at labeled budgets, label -> synthetic-only row)``."""
     models = {row["model"] for row in rows}
@@ -882,6 +922,8 @@ def write_report(
         runs, metrics, reference, bootstrap["n"], bootstrap["seed"], bootstrap["level"], plateau
     )
     markdown = markdown_table(rows, metrics, reference, bootstrap, plateau)
+    if precision := precision_sentence(rows):
+        markdown += "\n" + precision
     if synthetic_sets is not None:
         used = [run.synthetic_set for run in runs if run.synthetic_set is not None]
         notes = synthetic_set_notes(used, synthetic_sets, base)
@@ -901,6 +943,7 @@ def write_report(
             **r.arm.__dict__,
             "seed": r.seed,
             "images": len(r.rows),
+            "precision": r.training.precision or "",
             "path": Path(os.path.relpath(r.path, base)).as_posix(),
         }
         for r in sorted(runs, key=lambda r: (r.arm.sort_key(), r.seed, str(r.path)))

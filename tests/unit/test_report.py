@@ -503,3 +503,38 @@ def test_rows_on_synthetic_sets_name_their_generators_curve_verdicts(tmp_path):
         "Synthetic sets of these rows and their generators:\n\n"
         "- `cyc`: **generator curve not flattened** (cyc.json)\n"
     )
+
+
+def test_precision_is_read_per_run_and_rows_that_mix_it_are_named(tmp_path):
+    """A fit's recorded precision wins over the config's; an arm whose seeds trained in
+    different precisions is named under the table, one that agrees gets a single line."""
+    for seed, precision in [(0, "bf16-mixed"), (1, "32-true")]:
+        folder = write_trained_run(tmp_path / "runs" / f"real_s{seed}", seed=seed, steps=800)
+        (folder / "summary_fit.json").write_text(json.dumps({"precision": precision}))
+    configured = write_trained_run(tmp_path / "runs" / "other_s0", seed=0, steps=800)
+    config = yaml.safe_load((configured / "config.yaml").read_text())
+    config["trainer"]["precision"] = "bf16-mixed"
+    (configured / "config.yaml").write_text(yaml.safe_dump(config))
+    assert load_run(configured).training.precision == "bf16-mixed"
+    assert load_run(tmp_path / "runs" / "real_s1").training.precision == "32-true"
+    protocol = {
+        "runs": ["runs/*"],
+        "out": "out",
+        "metrics": ["aji"],
+        "arms": [{"runs": ["runs/other_*"], "data": "other"}],
+    }
+    (tmp_path / "protocol.yaml").write_text(yaml.safe_dump(protocol))
+    assert main(["--protocol", str(tmp_path / "protocol.yaml"), "--no-plots"]) == 0
+    table = {r["data"]: r for r in csv.DictReader(open(tmp_path / "out" / "table.csv"))}
+    assert table["real"]["precision"] == "32-true/bf16-mixed"
+    assert table["other"]["precision"] == "bf16-mixed"
+    markdown = (tmp_path / "out" / "table.md").read_text()
+    assert "differs between the seeds of: real 2 (32-true/bf16-mixed)" in markdown
+    runs = list(csv.DictReader(open(tmp_path / "out" / "runs.csv")))
+    assert sorted(r["precision"] for r in runs) == ["32-true", "bf16-mixed", "bf16-mixed"]
+    (tmp_path / "runs" / "real_s1" / "summary_fit.json").write_text(
+        json.dumps({"precision": "bf16-mixed"})
+    )
+    assert main(["--protocol", str(tmp_path / "protocol.yaml"), "--no-plots"]) == 0
+    markdown = (tmp_path / "out" / "table.md").read_text()
+    assert "Training precision: bf16-mixed (as each run recorded it)." in markdown
