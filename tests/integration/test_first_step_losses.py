@@ -1,8 +1,17 @@
 """The losses of the first training batches of every tiny config, against a recorded fixture.
 
-The fixture (``tests/fixtures/first_step_losses.json``) was recorded with seed 0, fp32 and
-deterministic algorithms on one CPU thread; a refactor that keeps the behaviour keeps every
-value. Re-record after an intended change (and say why in the commit)::
+The fixtures were recorded with seed 0, fp32 and deterministic algorithms on one CPU thread;
+a refactor that keeps the behaviour keeps every value. fp32 kernels sum in a different order
+on each CPU instruction set (``torch.backends.cpu.get_cpu_capability()``), which moves the
+losses by about 1e-5 of their value within five batches, so each instruction set has its own
+fixture: ``tests/fixtures/first_step_losses.json`` (AVX512) and
+``first_step_losses.avx2.json`` (AVX2). The two differ by at most 1.8e-4 of a loss at the
+first batch and by up to 4% at the fifth (the adversarial games amplify the difference), and
+the scalar kernels (``ATEN_CPU_CAPABILITY=default``) by up to 2% at the first batch of the
+CycleGAN, so no tolerance makes one fixture serve every CPU. On a CPU of another kind the
+test checks what does not depend on rounding (every batch logs its losses, every optimizer's
+parameters get gradients) and skips the values, saying so. Re-record both
+after an intended change (and say why in the commit), each on a machine of its kind::
 
     HISTO_GAN_RECORD_LOSSES=1 python -m pytest tests/integration/test_first_step_losses.py
 """
@@ -19,7 +28,12 @@ import torch
 from tests.integration.first_steps import first_steps
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURE = REPO / "tests" / "fixtures" / "first_step_losses.json"
+FIXTURES = {
+    "AVX512": REPO / "tests" / "fixtures" / "first_step_losses.json",
+    "AVX2": REPO / "tests" / "fixtures" / "first_step_losses.avx2.json",
+}
+CAPABILITY = torch.backends.cpu.get_cpu_capability()
+FIXTURE = FIXTURES.get(CAPABILITY, FIXTURES["AVX512"])
 RECORD = os.environ.get("HISTO_GAN_RECORD_LOSSES") == "1"
 
 # Algorithm 1 compressed so that 7 batches pass through every phase of the refiners:
@@ -91,10 +105,13 @@ def test_first_step_losses_match_the_fixture(tmp_path, monkeypatch, one_thread, 
     if name not in PARTIAL_PHASES:  # every optimizer's parameters all take part in training
         assert recorded_steps["without_gradient"] == []
     if RECORD:
+        assert CAPABILITY in FIXTURES, f"no fixture for {CAPABILITY} CPUs: add one to FIXTURES"
         fixture = recorded()
         fixture[name] = losses
         FIXTURE.write_text(json.dumps(dict(sorted(fixture.items())), indent=1) + "\n")
         return
+    if CAPABILITY not in FIXTURES:
+        pytest.skip(f"no first-step losses recorded for {CAPABILITY} CPUs (see the docstring)")
     expected = recorded()[name]
     assert [sorted(batch) for batch in losses] == [sorted(batch) for batch in expected]
     for step, (got, want) in enumerate(zip(losses, expected)):
