@@ -2,9 +2,8 @@
 
 The fixtures were recorded with seed 0, fp32 and deterministic algorithms on one CPU thread;
 a refactor that keeps the behaviour keeps every value. fp32 kernels sum in a different order
-on each CPU instruction set (``torch.backends.cpu.get_cpu_capability()``), which moves the
-losses by about 1e-5 of their value within five batches, so each instruction set has its own
-fixture: ``tests/fixtures/first_step_losses.json`` (AVX512) and
+on each CPU instruction set (``torch.backends.cpu.get_cpu_capability()``), so each
+instruction set has its own fixture: ``tests/fixtures/first_step_losses.json`` (AVX512) and
 ``first_step_losses.avx2.json`` (AVX2). The two differ by at most 1.8e-4 of a loss at the
 first batch and by up to 4% at the fifth (the adversarial games amplify the difference), and
 the scalar kernels (``ATEN_CPU_CAPABILITY=default``) by up to 2% at the first batch of the

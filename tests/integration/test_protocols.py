@@ -72,6 +72,11 @@ def tiny_synthetic(tmp_path_factory) -> Path:
     return out
 
 
+def _reading_tiny_hou(root: Path) -> list[str]:
+    """Overrides that point a Hou refiner's training and predict sets at ``root``."""
+    return [f"--data.{key}.init_args.root={root}" for key in ("synthetic", "predict_source")]
+
+
 @pytest.fixture
 def at_repo(monkeypatch, tmp_path):
     monkeypatch.chdir(REPO)
@@ -199,10 +204,7 @@ def test_averaged_curve_stacks_run_one_step(stack, at_repo, tiny_synthetic, tmp_
     args = [f"--config={c}" for c in stack]
     overrides = ["--data.patch_size=64", "--data.batch_size=2", "--data.patches_per_epoch=2"]
     if any("hou_refiners/" in c for c in stack):
-        overrides += [
-            f"--data.{key}.init_args.root={tiny_synthetic}"
-            for key in ("synthetic", "predict_source")
-        ]
+        overrides += _reading_tiny_hou(tiny_synthetic)
     summary = _fit([*args, *at_repo, *TINY, *overrides], tmp_path)
     assert summary["epochs"] == 1
 
@@ -227,9 +229,6 @@ def test_hou_refiner_configs_run_one_step(method, at_repo, tiny_synthetic, tmp_p
     order = ["data", "hou2017", "hou2019", "hou2019_no_importance"]
     stack = [f"{name}_cpu.yaml" for name in order[: order.index(method) + 1]]
     args = [f"--config={folder}/{c}" for c in stack]
-    datasets = [
-        f"--data.{key}.init_args.root={tiny_synthetic}" for key in ("synthetic", "predict_source")
-    ]
-    summary = _fit([*args, *at_repo, *TINY, *datasets], tmp_path)
+    summary = _fit([*args, *at_repo, *TINY, *_reading_tiny_hou(tiny_synthetic)], tmp_path)
     assert summary["epochs"] == 1 and summary["train/generator_pretrain/loss"] >= 0
     assert 0.0 <= summary["val/aji"] <= 1.0
