@@ -7,6 +7,7 @@ import math
 
 import lightning as L
 import numpy as np
+import pytest
 import torch
 
 from histo_gan.callbacks.realism_monitor import RealismMonitor, _crops
@@ -59,14 +60,25 @@ def _tiny_cyclegan_run(tmp_path, monitor: RealismMonitor, epochs: int) -> L.Trai
 
 
 def test_monitor_logs_finite_realism_of_a_cyclegan(tmp_path):
-    monitor = RealismMonitor(every_n_epochs=1, num_patches=12, patch_size=32, c2st_every_n_epochs=2)
+    monitor = RealismMonitor(
+        every_n_epochs=1, num_patches=12, patch_size=32, c2st_every_n_epochs=2, c2st_repeats=2
+    )
     trainer = _tiny_cyclegan_run(tmp_path, monitor, epochs=2)
     assert sum(len(b["label"]) for b in monitor._batches) == 12
-    names = ("w1_h", "w1_e", "frechet", "c2st")
+    names = ("w1_h", "w1_e", "frechet", "c2st", "c2st_se")
     values = {n: float(trainer.callback_metrics[f"val/realism/{n}"]) for n in names}
     assert all(math.isfinite(v) for v in values.values()), values
     assert values["w1_h"] > 0 and values["frechet"] > 0  # an untrained generator is not tissue
     assert 0 <= values["c2st"] <= 1
+    # two repeats: their accuracies are c2st -/+ se (sd / sqrt(2) = |a1 - a2| / 2), and each
+    # is a whole number of the 24 held-out crops (every crop its own image) over 24
+    for repeat in (values["c2st"] - values["c2st_se"], values["c2st"] + values["c2st_se"]):
+        assert abs(repeat * 24 - round(repeat * 24)) < 1e-4, values
+
+
+def test_c2st_repeats_must_be_positive():
+    with pytest.raises(ValueError, match="c2st_repeats must be at least 1"):
+        RealismMonitor(c2st_repeats=0)
 
 
 def test_nothing_is_measured_before_all_samples_are_kept(tmp_path):
