@@ -93,7 +93,11 @@ training (the initial ``hou`` patches). ``table.md`` then ends with one line per
 use: ``flattened and settled``, ``flattened, not settled`` (or ``settling not measured`` for a
 curve file without ``settled``), ``not flattened`` (the curve's verdict, with its file),
 ``made without training``, or ``no learning curve named``; a set that is not flattened and
-settled is marked as such, so no one reads its rows as the method's converged result.
+settled is marked as such, so no one reads its rows as the method's converged result. A
+verdict that needed the measure's noise (a trend or a spread beyond the tolerance that the
+noise explains: ``settled_by_noise``, or ``improvement_over_tail`` above ``tolerance``) says
+``within its measure's noise (sd ...)``: the measure saw no movement, which is not the same as
+a generator that moved less than the tolerance.
 
 **Expected runs.** ``expected`` lists what the protocol needs; the report is built from the
 finished runs alone and writes ``missing.md`` (also printed) with every expected run that is
@@ -590,7 +594,15 @@ def synthetic_set_notes(set_names: Iterable[str], sets: dict, base: Path) -> lis
         curve = json.loads(path.read_text())
         if "flattened" not in curve:
             raise ValueError(f"{path}: not a learning curve's plateau.json (no 'flattened')")
-        if curve["flattened"] and curve.get("settled"):
+        by_noise = curve.get("settled_by_noise") or (
+            curve.get("improvement_over_tail", 0.0) > curve.get("tolerance", math.inf)
+        )
+        if curve["flattened"] and curve.get("settled") and by_noise:
+            verdict = (
+                "**generator curve flattened and settled within its measure's noise "
+                f"(sd {curve['noise_sd']:.2g})**"
+            )
+        elif curve["flattened"] and curve.get("settled"):
             verdict = "generator curve flattened and settled"
         elif curve["flattened"] and "settled" not in curve:
             verdict = "**generator curve flattened, settling not measured**"

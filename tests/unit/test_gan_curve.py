@@ -6,6 +6,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 SPEC = importlib.util.spec_from_file_location(
     "gan_curve", REPO / "experiments" / "protocols" / "converged" / "gan_curve.py"
@@ -78,3 +80,46 @@ def test_a_trendless_but_jumping_curve_is_flattened_and_not_settled(tmp_path):
     record = json.loads((out / "plateau.json").read_text())
     assert abs(record["tail_sd"] - 0.011547) < 1e-6
     assert record["flattened"] and not record["settled"]
+
+
+def test_the_noise_of_the_measure_decides_when_it_exceeds_the_tolerance(tmp_path):
+    # the still-falling curve of above: its tail's fall of 0.1 is a trend at noise 0.03
+    # (limit 2 x 0.03 x 1.414214) and within the noise at 0.05; its tail sd is 0.05
+    write_run(tmp_path / "gan", [0.5, 0.45, 0.4, 0.35, 0.3, 0.25, 0.2, 0.15, 0.1])
+    base = [str(tmp_path / "gan"), "--metric", "val/l1", "--lower-is-better", "--out"]
+    gan_curve.main([*base, str(tmp_path / "quiet"), "--noise-sd", "0.03"])
+    gan_curve.main([*base, str(tmp_path / "loud"), "--noise-sd", "0.05"])
+    quiet = json.loads((tmp_path / "quiet" / "plateau.json").read_text())
+    loud = json.loads((tmp_path / "loud" / "plateau.json").read_text())
+    assert not quiet["flattened"] and abs(quiet["rise_limit"] - 0.084853) < 1e-6
+    assert loud["flattened"] and loud["noise_sd"] == 0.05
+    # sd 0.05 within 0.05 x sqrt(5.991465 / 2) = 0.086541: settled, by the noise alone
+    assert loud["settled"] and loud["settled_by_noise"]
+    assert abs(loud["settle_limit"] - 0.086541) < 1e-6
+
+
+def test_a_logged_noise_column_and_a_written_curve_give_the_same_verdict(tmp_path):
+    run = tmp_path / "gan" / "version_0"
+    run.mkdir(parents=True)
+    l1 = [0.5, 0.45, 0.4, 0.35, 0.3, 0.25, 0.2, 0.15, 0.1]
+    rows = [f"0,{100 * (k + 1) - 1},{v},{0.04 + 0.02 * (k % 2)}" for k, v in enumerate(l1)]
+    (run / "metrics.csv").write_text("epoch,step,val/l1,val/se\n" + "\n".join(rows) + "\n")
+    first, again = tmp_path / "first", tmp_path / "again"
+    args = ["--metric", "val/l1", "--lower-is-better", "--noise-metric", "val/se", "--out"]
+    gan_curve.main([str(tmp_path / "gan"), *args, str(first)])
+    gan_curve.main([str(first / "curve.csv"), *args, str(again)])
+    record = json.loads((first / "plateau.json").read_text())
+    # mean of 0.04, 0.06, 0.04, ... over 9 evaluations (five 0.04, four 0.06) = 0.048889
+    assert abs(record["noise_sd"] - 0.048889) < 1e-6 and record["noise_metric"] == "val/se"
+    repeated = json.loads((again / "plateau.json").read_text())
+    assert {k: v for k, v in repeated.items() if k != "run"} == {
+        k: v for k, v in record.items() if k != "run"
+    }
+
+
+def test_a_curve_file_without_the_metric_is_refused(tmp_path):
+    (tmp_path / "curve.csv").write_text("step,val/l1\n100,0.1\n")
+    with pytest.raises(SystemExit, match="no column"):
+        gan_curve.main(
+            [str(tmp_path / "curve.csv"), "--metric", "val/c2st", "--out", str(tmp_path / "o")]
+        )

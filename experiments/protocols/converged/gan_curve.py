@@ -2,6 +2,7 @@
 
     python experiments/protocols/converged/gan_curve.py runs/protocols/<name> \
         --metric val/l1 --lower-is-better [--tolerance 0.005 | --relative-tolerance 0.1] \
+        [--noise-sd 0.03 | --noise-metric val/realism/c2st_se] \
         [--also val/realism/w1_h ...] --out experiments/results/<method>/curve
 
 Every synthesizer logs held-out measures while it trains: ``val/l1`` (paired methods: the
@@ -16,7 +17,20 @@ unsettled one has no trend only because its measure is noise at that scale. The 
 in the metric's units (``--tolerance``, default 0.01, made for AJI-like scores) or, with
 ``--relative-tolerance r``, ``r`` times the magnitude of the curve's tail (the mean of its
 last third): stain distances are of the order 0.001-0.01, where an absolute 0.01 would call
-any curve flat. Writes to ``--out``: ``curve.csv`` (step and every metric), ``plateau.json``
+any curve flat.
+
+A measure noisier than the tolerance (the two-sample test of a few hundred crops) cannot say
+that a curve moved less than the tolerance; given its noise, the rule asks instead whether
+the curve moved more than the noise explains (:mod:`histo_gan.metrics.plateau`):
+``--noise-sd`` is the standard deviation of re-measuring an unchanged generator
+(``c2st_noise.py`` measures it for the two-sample test), ``--noise-metric`` a logged column
+holding it per evaluation (the RealismMonitor's ``val/realism/c2st_se`` with ``c2st_repeats``
+of 2 or more; its mean over the curve is used). ``plateau.json`` then records the limits
+(``rise_limit``, ``settle_limit``) and whether the verdict needed the noise
+(``settled_by_noise``).
+
+The run may also be a ``curve.csv`` this script wrote (step and one column per metric): a
+committed curve is judged again from its own file. Writes to ``--out``: ``curve.csv`` (step and every metric), ``plateau.json``
 (the rule's result, in the metric's own direction) and ``curve.png``.
 """
 
@@ -34,20 +48,30 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from histo_gan.metrics.plateau import plateau_budget  # noqa: E402
+from histo_gan.metrics.plateau import plateau_budget, tail_steadiness  # noqa: E402
 from histo_gan.runs import logged_curve  # noqa: E402
 
 
-def decide(steps: list[int], values: list[float], lower_is_better: bool, tolerance: float) -> dict:
+def decide(
+    steps: list[int],
+    values: list[float],
+    lower_is_better: bool,
+    tolerance: float,
+    noise_sd: float = 0.0,
+) -> dict:
     """The budget rule on one curve, reported in the metric's own direction."""
     sign = -1.0 if lower_is_better else 1.0
-    result = plateau_budget(steps, [sign * v for v in values], tolerance=tolerance)
+    result = plateau_budget(
+        steps, [sign * v for v in values], tolerance=tolerance, noise_sd=noise_sd
+    )
     return {
         "budget": result.budget,
         "plateau": round(sign * result.plateau, 6),
         "flattened": result.flattened,
         "improvement_over_tail": round(result.rise, 6),
         "tolerance": tolerance,
+        "noise_sd": round(noise_sd, 6),
+        "rise_limit": round(result.rise_limit, 6),
         "lower_is_better": lower_is_better,
         "smoothed": [round(sign * v, 6) for v in result.smoothed],
     }
@@ -58,19 +82,39 @@ def last_third(values: list[float]) -> list[float]:
     return values[-max(3, round(len(values) / 3)) :]
 
 
-def steadiness(values: list[float], tolerance: float) -> dict:
-    """Whether the last third of the raw curve stays within the tolerance: a curve without a
-    trend (``flattened``) can still jump between evaluations by far more than the tolerance,
-    and then its plateau is the mean of noise, not a converged value."""
-    tail = last_third(values)
-    mean = sum(tail) / len(tail)
-    sd = math.sqrt(sum((v - mean) ** 2 for v in tail) / (len(tail) - 1))
-    return {"tail_sd": round(sd, 6), "settled": sd <= tolerance}
+def steadiness(values: list[float], tolerance: float, noise_sd: float = 0.0) -> dict:
+    """Whether the last third of the raw curve stays within the tolerance (or, given the
+    measure's noise, spreads no more than it explains): a curve without a trend
+    (``flattened``) can still jump between evaluations by far more than the tolerance, and
+    then its plateau is the mean of noise, not a converged value."""
+    result = tail_steadiness(values, tolerance, noise_sd)
+    return {
+        "tail_sd": round(result.tail_sd, 6),
+        "settled": result.settled,
+        "settle_limit": round(result.limit, 6),
+        "settled_by_noise": result.by_noise,
+    }
+
+
+def read_curve(source: Path, names: list[str]) -> dict[int, dict[str, float]]:
+    """``{steps trained: {name: value}}`` of a run folder's logs or of a written ``curve.csv``."""
+    if source.suffix != ".csv":
+        return logged_curve(source, {name: name for name in names})
+    with source.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    absent = [n for n in names if rows and n not in rows[0]]
+    if not rows or absent:
+        raise SystemExit(f"{source}: no rows, or no column {absent} in the curve file")
+    return {
+        int(row["step"]): {n: float(row[n]) if row[n] else math.nan for n in names} for row in rows
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("run", type=Path, help="<root>/<name> of the training run")
+    parser.add_argument(
+        "run", type=Path, help="<root>/<name> of the training run, or a curve.csv written here"
+    )
     parser.add_argument("--metric", required=True, help="logged column that decides")
     parser.add_argument("--lower-is-better", action="store_true")
     parser.add_argument("--tolerance", type=float, default=0.01, help="in the metric's units")
@@ -80,11 +124,20 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="instead of --tolerance: this fraction of |mean of the curve's last third|",
     )
+    noise = parser.add_mutually_exclusive_group()
+    noise.add_argument(
+        "--noise-sd", type=float, default=0.0, help="sd of re-measuring an unchanged generator"
+    )
+    noise.add_argument(
+        "--noise-metric", default=None, help="logged column holding that sd per evaluation"
+    )
     parser.add_argument("--also", nargs="*", default=[], help="more columns to plot")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     names = [args.metric, *args.also]
-    curve = logged_curve(args.run, {name: name for name in names})
+    if args.noise_metric and args.noise_metric not in names:
+        names.append(args.noise_metric)
+    curve = read_curve(args.run, names)
     points = [(s, v[args.metric]) for s, v in curve.items() if math.isfinite(v[args.metric])]
     if len(points) < 6:
         raise SystemExit(
@@ -95,8 +148,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.relative_tolerance is not None:
         tail = last_third(values)
         tolerance = args.relative_tolerance * abs(sum(tail) / len(tail))
-    record = decide(steps, values, args.lower_is_better, tolerance)
-    record.update(steadiness(values, tolerance))
+    noise_sd = args.noise_sd
+    if args.noise_metric:
+        logged = [
+            v[args.noise_metric] for v in curve.values() if math.isfinite(v[args.noise_metric])
+        ]
+        if not logged:
+            raise SystemExit(f"{args.run}: no logged value of {args.noise_metric}")
+        noise_sd = sum(logged) / len(logged)
+    record = decide(steps, values, args.lower_is_better, tolerance, noise_sd)
+    record.update(steadiness(values, tolerance, noise_sd))
+    if args.noise_metric:
+        record["noise_metric"] = args.noise_metric
     if args.relative_tolerance is not None:
         record["relative_tolerance"] = args.relative_tolerance
     record.update(run=str(args.run), metric=args.metric, steps=steps, values=values)
@@ -117,13 +180,24 @@ def main(argv: list[str] | None = None) -> int:
             axis.axvline(record["budget"], color="red", ls="--", label=f"budget {record['budget']}")
             state = "flattened" if record["flattened"] else "not flattened"
             state += ", settled" if record["settled"] else f", tail sd {record['tail_sd']:.2g}"
+            if noise_sd:
+                state += f" (noise sd {noise_sd:.2g})"
             axis.set_title(f"{name}: {state}", fontsize=9)
         axis.set_xlabel("training steps")
         axis.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(args.out / "curve.png", dpi=110)
     plt.close(fig)
-    keys = ("metric", "budget", "plateau", "flattened", "settled", "tail_sd", "tolerance")
+    keys = (
+        "metric",
+        "budget",
+        "plateau",
+        "flattened",
+        "settled",
+        "tail_sd",
+        "tolerance",
+        "noise_sd",
+    )
     print(json.dumps({k: record[k] for k in keys}))
     return 0
 
