@@ -46,6 +46,7 @@ from histo_gan.callbacks.progress import StepProgressBar  # noqa: E402
 from histo_gan.config_files import with_overlays  # noqa: E402
 from histo_gan.config_origin import origin_of  # noqa: E402
 from histo_gan.data.datamodule import HistoDataModule  # noqa: E402
+from histo_gan.data.synthetic import SyntheticDataset  # noqa: E402
 from histo_gan.distributed import is_first_process, leave_process_group  # noqa: E402
 from histo_gan.files import write_text_atomic  # noqa: E402
 from histo_gan.precision import convert_to_channels_last, fast_precision  # noqa: E402
@@ -251,8 +252,9 @@ def write_summary(trainer, stage: str) -> dict:
     """Write the final metrics of a run to ``<run folder>/summary_<stage>.json``.
 
     Also written to the path in ``$HISTO_GAN_SUMMARY`` when set (the local sweep runner
-    reads it). Holds every logged scalar, the best checkpoint and its score, and the run
-    folder.
+    reads it). Holds every logged scalar, the best checkpoint and its score, the run
+    folder, the precision and, for a run that trained on a synthetic dataset, that dataset's
+    folder and fingerprint (``synthetic_root``, ``synthetic_fingerprint``).
     """
     log_dir = trainer.log_dir  # a collective under DDP: every rank asks
     if not trainer.is_global_zero:
@@ -275,12 +277,24 @@ def write_summary(trainer, stage: str) -> dict:
         isinstance(c, ChunkTimer) and c.stopped_early for c in trainer.callbacks
     )
     summary["run_dir"] = str(Path(log_dir)) if log_dir else None
+    summary.update(_synthetic_set_of(trainer))
     targets = [Path(log_dir) / f"summary_{stage}.json"] if log_dir else []
     if os.environ.get("HISTO_GAN_SUMMARY"):
         targets.append(Path(os.environ["HISTO_GAN_SUMMARY"]))
     for path in targets:
         write_text_atomic(path, json.dumps(summary, indent=2))
     return summary
+
+
+def _synthetic_set_of(trainer) -> dict:
+    """Folder and fingerprint of the synthetic dataset a run's data module mixes in, if any."""
+    datamodule = getattr(trainer, "datamodule", None)
+    if not getattr(datamodule, "synthetic_ratio", 0):
+        return {}
+    dataset = getattr(getattr(datamodule, "synthetic", None), "dataset", None)
+    if not isinstance(dataset, SyntheticDataset):
+        return {}
+    return {"synthetic_root": str(dataset.root), "synthetic_fingerprint": dataset.fingerprint()}
 
 
 def _say(message: str) -> None:

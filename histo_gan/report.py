@@ -82,7 +82,11 @@ empty where no run carries it. ``precision`` (``table.csv`` and ``runs.csv``) is
 run's fit recorded in its ``summary_fit.json`` (the precision ``trainer.precision: null``
 resolved to on its machine: bf16-mixed where the CPU or GPU has bf16 units, 32-true
 elsewhere); ``table.md`` names it under the table, and names every row whose seeds trained
-in different precisions.
+in different precisions. ``synthetic_export`` (``runs.csv``) is the fingerprint of the
+synthetic dataset a run trained on, as its fit recorded it
+(:meth:`histo_gan.data.synthetic.SyntheticDataset.fingerprint`); ``table.md`` names every row
+whose seeds trained on different exports of their set (a generator trained again elsewhere
+exports other samples, so their spread includes the generator's retraining).
 
 **Synthetic sets.** A row trained on a synthetic set is only as good as the generator behind
 it. ``synthetic_sets`` maps each set name (the ``NAME`` of ``data``, read from each run's
@@ -209,6 +213,7 @@ class Run:
     training: Training = Training(None, None, None, "unknown")
     fit_seconds: float | None = None
     synthetic_set: str | None = None
+    synthetic_export: str | None = None
 
 
 def is_finished(path: Path) -> bool:
@@ -329,6 +334,14 @@ def run_precision(path: Path, config: dict) -> str | None:
     return None if configured is None else str(configured)
 
 
+def run_synthetic_export(path: Path) -> str | None:
+    """``synthetic_fingerprint`` of the run's ``summary_fit.json``, if it recorded one."""
+    summary = path / "summary_fit.json"
+    if not summary.is_file():
+        return None
+    return json.loads(summary.read_text()).get("synthetic_fingerprint")
+
+
 def _fit_seconds(path: Path) -> float | None:
     """``fit_seconds`` of the run's ``trial.json`` (written by collect_results.py), if any."""
     trial = path / "trial.json"
@@ -361,6 +374,7 @@ def load_run(path: Path, overrides: dict | None = None) -> Run:
         training,
         _fit_seconds(path),
         synthetic_set(config),
+        run_synthetic_export(path),
     )
 
 
@@ -815,6 +829,26 @@ def precision_sentence(rows: list[dict]) -> str:
     return f"Training precision: {', '.join(known)} (as each run recorded it).\n"
 
 
+def export_sentence(runs: list[Run]) -> str:
+    """The table's note on rows whose seeds trained on different exports of their synthetic
+    set (fingerprints as the runs recorded them); ``""`` when there is none."""
+    exports: dict[Arm, set[str]] = {}
+    for run in runs:
+        if run.synthetic_export is not None:
+            exports.setdefault(run.arm, set()).add(run.synthetic_export)
+    mixed = [
+        f"{arm.data} {arm.budget} ({', '.join(sorted(found))})"
+        for arm, found in sorted(exports.items(), key=lambda item: item[0].sort_key())
+        if len(found) > 1
+    ]
+    if not mixed:
+        return ""
+    return (
+        f"Seeds trained on different exports of their synthetic set: {'; '.join(mixed)}; "
+        "their spread includes the generator's retraining.\n"
+    )
+
+
 def _budget_lines(rows: list[dict]) -> tuple[dict[str, list[dict]], dict[str, dict]]:
     """Rows by data source: ``(label -> rows at labeled budgets, label -> synthetic-only row)``."""
     models = {row["model"] for row in rows}
@@ -936,6 +970,8 @@ def write_report(
     markdown = markdown_table(rows, metrics, reference, bootstrap, plateau)
     if precision := precision_sentence(rows):
         markdown += "\n" + precision
+    if exports := export_sentence(runs):
+        markdown += "\n" + exports
     if synthetic_sets is not None:
         used = [run.synthetic_set for run in runs if run.synthetic_set is not None]
         notes = synthetic_set_notes(used, synthetic_sets, base)
@@ -956,6 +992,7 @@ def write_report(
             "seed": r.seed,
             "images": len(r.rows),
             "precision": r.training.precision or "",
+            "synthetic_export": r.synthetic_export or "",
             "path": Path(os.path.relpath(r.path, base)).as_posix(),
         }
         for r in sorted(runs, key=lambda r: (r.arm.sort_key(), r.seed, str(r.path)))

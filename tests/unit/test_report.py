@@ -510,6 +510,33 @@ def test_rows_on_synthetic_sets_name_their_generators_curve_verdicts(tmp_path):
     )
 
 
+def test_rows_whose_seeds_trained_on_different_exports_of_a_set_are_named(tmp_path):
+    """Two seeds of real+gan on two exports (fingerprints a1, b2), two of real+hou on one:
+    only real+gan is named; runs.csv keeps each run's fingerprint, empty where unrecorded."""
+    exports = {"gan_s0": "a1", "gan_s1": "b2", "hou_s0": "c3", "hou_s1": "c3", "real_s0": None}
+    for name, export in exports.items():
+        data = name.split("_")[0]
+        folder = write_run(
+            tmp_path / "runs" / name, seed=int(name[-1]), train=["x"],
+            rows=rows([0.5, 0.6, 0.7]), synthetic=None if data == "real" else f"sets/{data}",
+            ratio=0.0 if data == "real" else 0.5,
+        )  # fmt: skip
+        if export:
+            (folder / "summary_fit.json").write_text(json.dumps({"synthetic_fingerprint": export}))
+    assert load_run(tmp_path / "runs" / "gan_s1").synthetic_export == "b2"
+    assert load_run(tmp_path / "runs" / "real_s0").synthetic_export is None
+    protocol = {"runs": ["runs/*"], "out": "out", "metrics": ["aji"]}
+    (tmp_path / "protocol.yaml").write_text(yaml.safe_dump(protocol))
+    assert main(["--protocol", str(tmp_path / "protocol.yaml"), "--no-plots"]) == 0
+    markdown = (tmp_path / "out" / "table.md").read_text()
+    named = [line for line in markdown.splitlines() if "different exports" in line]
+    assert len(named) == 1 and "(a1, b2)" in named[0] and "c3" not in named[0], named
+    runs = {Path(r["path"]).name: r for r in csv.DictReader(open(tmp_path / "out" / "runs.csv"))}
+    assert {k: r["synthetic_export"] for k, r in runs.items()} == {
+        k: v or "" for k, v in exports.items()
+    }
+
+
 def test_precision_is_read_per_run_and_rows_that_mix_it_are_named(tmp_path):
     """A fit's recorded precision wins over the config's; an arm whose seeds trained in
     different precisions is named under the table, one that agrees gets a single line."""

@@ -232,3 +232,38 @@ def test_an_unwritable_folder_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "mkdir", refuse)
     with pytest.raises(DataError, match=r"ds: cannot write the dataset here \(Permission denied"):
         SyntheticDatasetWriter(tmp_path / "ds").__enter__()
+
+
+def test_the_fingerprint_follows_the_samples_not_the_folder(tmp_path):
+    def write(root, change=None):
+        with SyntheticDatasetWriter(root, {"method": "test"}) as writer:
+            for k in range(3):
+                image, label = sample(k)
+                if change == "pixel" and k == 1:
+                    image[0, 0, 0] ^= 1
+                weight = 0.7 if change == "weight" and k == 2 else 1.0
+                writer.add(f"s{k}", image, label, {"seed": 5}, weight=weight)
+        return SyntheticDataset(root).fingerprint()
+
+    same = write(tmp_path / "a")
+    assert len(same) == 16 and int(same, 16) >= 0
+    assert write(tmp_path / "b") == same  # another folder, the same samples
+    assert write(tmp_path / "c", "pixel") != same  # one bit of one image
+    assert write(tmp_path / "d", "weight") != same  # one importance weight
+
+
+def test_a_fits_summary_names_the_synthetic_export_it_mixed_in(tmp_path):
+    from types import SimpleNamespace
+
+    from histo_gan.cli import _synthetic_set_of
+
+    with SyntheticDatasetWriter(tmp_path / "ds", {"method": "test"}) as writer:
+        writer.add("s0", *sample(0))
+    source = SyntheticFolder(tmp_path / "ds")
+    mixed = SimpleNamespace(datamodule=SimpleNamespace(synthetic=source, synthetic_ratio=0.5))
+    unused = SimpleNamespace(datamodule=SimpleNamespace(synthetic=source, synthetic_ratio=0.0))
+    assert _synthetic_set_of(mixed) == {
+        "synthetic_root": str(tmp_path / "ds"),
+        "synthetic_fingerprint": source.dataset.fingerprint(),
+    }
+    assert _synthetic_set_of(unused) == {} and _synthetic_set_of(SimpleNamespace()) == {}
