@@ -109,8 +109,9 @@ def test_a_logged_noise_column_and_a_written_curve_give_the_same_verdict(tmp_pat
     gan_curve.main([str(tmp_path / "gan"), *args, str(first)])
     gan_curve.main([str(first / "curve.csv"), *args, str(again)])
     record = json.loads((first / "plateau.json").read_text())
-    # mean of 0.04, 0.06, 0.04, ... over 9 evaluations (five 0.04, four 0.06) = 0.048889
-    assert abs(record["noise_sd"] - 0.048889) < 1e-6 and record["noise_metric"] == "val/se"
+    # root mean square of 0.04, 0.06, 0.04, ... (five 0.04, four 0.06):
+    # sqrt((5 x 0.0016 + 4 x 0.0036) / 9) = 0.049889
+    assert abs(record["noise_sd"] - 0.049889) < 1e-6 and record["noise_metric"] == "val/se"
     repeated = json.loads((again / "plateau.json").read_text())
     assert {k: v for k, v in repeated.items() if k != "run"} == {
         k: v for k, v in record.items() if k != "run"

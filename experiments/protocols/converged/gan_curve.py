@@ -25,7 +25,7 @@ the curve moved more than the noise explains (:mod:`histo_gan.metrics.plateau`):
 ``--noise-sd`` is the standard deviation of re-measuring an unchanged generator
 (``c2st_noise.py`` measures it for the two-sample test), ``--noise-metric`` a logged column
 holding it per evaluation (the RealismMonitor's ``val/realism/c2st_se`` with ``c2st_repeats``
-of 2 or more; its mean over the curve is used). ``plateau.json`` then records the limits
+of 2 or more; its root mean square over the curve is used). ``plateau.json`` then records the limits
 (``rise_limit``, ``settle_limit``) and whether the verdict needed the noise
 (``settled_by_noise``).
 
@@ -155,7 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         ]
         if not logged:
             raise SystemExit(f"{args.run}: no logged value of {args.noise_metric}")
-        noise_sd = sum(logged) / len(logged)
+        # root mean square: the mean of per-evaluation variances is unbiased, a mean of
+        # standard deviations from few repeats reads low
+        noise_sd = math.sqrt(sum(v * v for v in logged) / len(logged))
     record = decide(steps, values, args.lower_is_better, tolerance, noise_sd)
     record.update(steadiness(values, tolerance, noise_sd))
     if args.noise_metric:
