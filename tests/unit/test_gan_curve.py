@@ -124,3 +124,14 @@ def test_a_curve_file_without_the_metric_is_refused(tmp_path):
         gan_curve.main(
             [str(tmp_path / "curve.csv"), "--metric", "val/c2st", "--out", str(tmp_path / "o")]
         )
+
+
+def test_a_tail_that_gets_worse_is_not_flattened(tmp_path):
+    # falls, then rises again: the tail 0.1, 0.15, 0.2 gets worse by 0.1, beyond 0.01
+    write_run(tmp_path / "gan", [0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.1, 0.15, 0.2])
+    out = tmp_path / "curve"
+    gan_curve.main(
+        [str(tmp_path / "gan"), "--metric", "val/l1", "--lower-is-better", "--out", str(out)]
+    )
+    record = json.loads((out / "plateau.json").read_text())
+    assert abs(record["improvement_over_tail"] + 0.1) < 1e-9 and not record["flattened"]

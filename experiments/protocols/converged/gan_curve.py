@@ -10,7 +10,8 @@ synthesized H&E against the real one of held-out label maps), ``val/realism/*`` 
 RealismMonitor callback: stain distances ``w1_h``, ``w1_e``, ``frechet`` and the classifier
 two-sample accuracy ``c2st``). The first ``--metric`` decides: the budget rule of
 :mod:`histo_gan.metrics.plateau` (on the negated values when lower is better) says where the
-curve reaches its plateau and whether its tail has flattened (no trend), and ``settled`` says
+curve reaches its plateau and whether its tail has flattened (no trend: neither improving
+nor getting worse by more than the limit), and ``settled`` says
 whether the tail's evaluations also stay within the tolerance of each other (standard
 deviation): a synthesizer may be exported from a flattened and settled curve; a flattened but
 unsettled one has no trend only because its measure is noise at that scale. The tolerance is
@@ -64,10 +65,12 @@ def decide(
     result = plateau_budget(
         steps, [sign * v for v in values], tolerance=tolerance, noise_sd=noise_sd
     )
+    # no trend either way: a generator whose tail gets worse has not reached a plateau either
+    # (the segmenter's budget rule is one-sided: a decline there is past the plateau)
     return {
         "budget": result.budget,
         "plateau": round(sign * result.plateau, 6),
-        "flattened": result.flattened,
+        "flattened": abs(result.rise) <= result.rise_limit,
         "improvement_over_tail": round(result.rise, 6),
         "tolerance": tolerance,
         "noise_sd": round(noise_sd, 6),
