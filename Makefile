@@ -38,7 +38,9 @@ demo: $(STAMP)
 	HISTO_GAN=$(VENV)/bin/histo-gan experiments/demo.sh
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check histo_gan tests benchmarks tools
+	$(VENV)/bin/ruff check histo_gan tests benchmarks tools experiments
+	$(VENV)/bin/ruff format --check histo_gan tests benchmarks tools experiments
+	$(VENV)/bin/lint-imports
 
 benchmarks: $(STAMP)
 	$(PY) benchmarks/metrics_speed.py

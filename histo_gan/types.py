@@ -167,8 +167,15 @@ class RefinerBatch:
         synthetic = batch["is_synthetic"].float() if "is_synthetic" in batch else None
         synthetic = image.new_ones(len(image)) if synthetic is None else synthetic.to(image.device)
         weight = batch["weight"].float() if "weight" in batch else image.new_ones(len(image))
-        return cls(to_signed(image), signed("reference"), batch["label"], synthetic, weight,
-                   signed("real"), signed("real_reference"))
+        return cls(
+            to_signed(image),
+            signed("reference"),
+            batch["label"],
+            synthetic,
+            weight,
+            signed("real"),
+            signed("real_reference"),
+        )
 
     def for_segmenter(self, refined: torch.Tensor) -> torch.Tensor:
         """R's input in [0, 1]: the refined patch for synthetic items, the patch itself for real."""

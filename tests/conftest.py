@@ -39,4 +39,6 @@ def nothing_written_into_the_repository():
     before = {name for name in RUN_OUTPUTS if (REPO_ROOT / name).exists()}
     yield
     new = {name for name in RUN_OUTPUTS if (REPO_ROOT / name).exists()} - before
-    assert not new, f"a test wrote {sorted(new)} into {REPO_ROOT}: give its Trainer default_root_dir"
+    assert not new, (
+        f"a test wrote {sorted(new)} into {REPO_ROOT}: give its Trainer default_root_dir"
+    )

@@ -37,13 +37,25 @@ RECORD = os.environ.get("HISTO_GAN_RECORD_LOSSES") == "1"
 
 # Algorithm 1 compressed so that 7 batches pass through every phase of the refiners:
 # G pre-training, G adversarial, D, R pre-training, G with hard examples, D (with history), R.
-ALL_PHASES = [f"--model.init_args.phases.init_args.{key}={value}" for key, value in {
-    "pretrain_generator_steps": 1, "pretrain_discriminator_steps": 0, "adversarial_rounds": 1,
-    "generator_steps": 1, "discriminator_steps": 1, "pretrain_segmenter_steps": 1,
-    "joint_rounds": 10, "segmenter_steps": 1, "final_segmenter_steps": 0}.items()]
+ALL_PHASES = [
+    f"--model.init_args.phases.init_args.{key}={value}"
+    for key, value in {
+        "pretrain_generator_steps": 1,
+        "pretrain_discriminator_steps": 0,
+        "adversarial_rounds": 1,
+        "generator_steps": 1,
+        "discriminator_steps": 1,
+        "pretrain_segmenter_steps": 1,
+        "joint_rounds": 10,
+        "segmenter_steps": 1,
+        "final_segmenter_steps": 0,
+    }.items()
+]
 # pix2pixHD's coarse-to-fine stages within 5 of its 32 batches: global 2, enhancer 1, joint.
-ALL_STAGES = ["--model.init_args.coarse_to_fine.init_args.global_share=0.0625",
-              "--model.init_args.coarse_to_fine.init_args.fixed_global_share=0.03125"]
+ALL_STAGES = [
+    "--model.init_args.coarse_to_fine.init_args.global_share=0.0625",
+    "--model.init_args.coarse_to_fine.init_args.fixed_global_share=0.03125",
+]
 SAMPLE = ["conf/trainer/cpu_tiny.yaml", "conf/data/sample.yaml"]
 DAFF = "conf/generator/daffgan_tiny.yaml"
 
@@ -51,24 +63,38 @@ DAFF = "conf/generator/daffgan_tiny.yaml"
 CASES = {
     "baseline_unet_tiny": (["conf/experiment/baseline_unet_tiny.yaml"], [], 5),
     "hou2017_refiner_tiny": (["conf/experiment/hou2017_refiner_tiny.yaml"], [], 5),
-    "hou2017_refiner_tiny/all_phases": (["conf/experiment/hou2017_refiner_tiny.yaml"],
-                                        ALL_PHASES, 7),
+    "hou2017_refiner_tiny/all_phases": (
+        ["conf/experiment/hou2017_refiner_tiny.yaml"],
+        ALL_PHASES,
+        7,
+    ),
     "hou2019_refiner_tiny": (["conf/experiment/hou2019_refiner_tiny.yaml"], [], 5),
-    "hou2019_refiner_tiny/all_phases": (["conf/experiment/hou2019_refiner_tiny.yaml"],
-                                        ALL_PHASES, 7),
+    "hou2019_refiner_tiny/all_phases": (
+        ["conf/experiment/hou2019_refiner_tiny.yaml"],
+        ALL_PHASES,
+        7,
+    ),
     "hou2019_refiner_tiny/no_importance": (
         ["conf/experiment/hou2019_refiner_tiny.yaml"],
-        [*ALL_PHASES, "--model.init_args.weighting=null"], 7),
+        [*ALL_PHASES, "--model.init_args.weighting=null"],
+        7,
+    ),
     "mahmood_cgan_tiny": (["conf/experiment/mahmood_cgan_tiny.yaml"], [], 5),
     "mahmood_cyclegan_tiny": (["conf/experiment/mahmood_cyclegan_tiny.yaml"], [], 5),
     "pix2pixhd_stage1_tiny": (["conf/experiment/pix2pixhd_stage1_tiny.yaml"], [], 5),
     "pix2pixhd_stage2_tiny": (["conf/experiment/pix2pixhd_stage2_tiny.yaml"], [], 5),
-    "pix2pixhd_stage2_tiny/all_stages": (["conf/experiment/pix2pixhd_stage2_tiny.yaml"],
-                                         ALL_STAGES, 5),
+    "pix2pixhd_stage2_tiny/all_stages": (
+        ["conf/experiment/pix2pixhd_stage2_tiny.yaml"],
+        ALL_STAGES,
+        5,
+    ),
     "daffgan_stage1_tiny": (["conf/experiment/pix2pixhd_stage1_tiny.yaml", DAFF], [], 5),
     "daffgan_stage2_tiny": (["conf/experiment/pix2pixhd_stage2_tiny.yaml", DAFF], [], 5),
-    "daffgan_stage2_tiny/all_stages": (["conf/experiment/pix2pixhd_stage2_tiny.yaml", DAFF],
-                                       ALL_STAGES, 5),
+    "daffgan_stage2_tiny/all_stages": (
+        ["conf/experiment/pix2pixhd_stage2_tiny.yaml", DAFF],
+        ALL_STAGES,
+        5,
+    ),
     "template_tiny": (["conf/experiment/template_tiny.yaml"], [], 5),
     "diffusion_tiny": (["conf/experiment/diffusion_tiny.yaml"], [], 5),
     "model/baseline_unet_tiny": ([*SAMPLE, "conf/model/baseline_unet_tiny.yaml"], [], 5),
@@ -78,8 +104,14 @@ CASES = {
 
 # Cases whose batches do not reach every phase (the others do: a parameter in an optimizer that
 # no optimizer step of theirs saw a gradient for is one that would never train).
-PARTIAL_PHASES = {"hou2017_refiner_tiny", "hou2019_refiner_tiny", "pix2pixhd_stage1_tiny",
-                  "pix2pixhd_stage2_tiny", "daffgan_stage1_tiny", "daffgan_stage2_tiny"}
+PARTIAL_PHASES = {
+    "hou2017_refiner_tiny",
+    "hou2019_refiner_tiny",
+    "pix2pixhd_stage1_tiny",
+    "pix2pixhd_stage2_tiny",
+    "daffgan_stage1_tiny",
+    "daffgan_stage2_tiny",
+}
 
 
 @pytest.fixture

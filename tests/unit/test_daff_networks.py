@@ -245,7 +245,9 @@ def test_daff_generator_adds_attention_and_long_skip_to_pix2pixhd():
 def test_local_enhancer_wraps_a_trainable_or_frozen_global_generator(global_cls, enhancer_cls):
     torch.manual_seed(0)
     global_g = _tiny_global(global_cls)
-    enhancer = enhancer_cls(global_generator=global_g, base_channels=4, n_blocks=1, global_head=True)
+    enhancer = enhancer_cls(
+        global_generator=global_g, base_channels=4, n_blocks=1, global_head=True
+    )
     x = torch.rand(2, 2, 64, 32) * 2 - 1
     out = enhancer(x)
     assert out.shape == (2, 3, 64, 32) and out.abs().max() <= 1.0

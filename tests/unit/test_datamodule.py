@@ -245,9 +245,7 @@ def test_real_pairs_draw_from_the_real_domain():
     )
 
 
-def test_split_goes_into_the_run_folder_and_never_into_the_working_directory(
-    tmp_path, monkeypatch
-):
+def test_split_goes_into_the_run_folder_and_never_into_the_working_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     dm = HistoDataModule()
     dm.trainer = SimpleNamespace(log_dir=str(tmp_path), loggers=[], is_global_zero=True)
