@@ -96,7 +96,8 @@ it. ``synthetic_sets`` maps each set name (the ``NAME`` of ``data``, read from e
 training (the initial ``hou`` patches). ``table.md`` then ends with one line per set its runs
 use: ``flattened and settled``, ``flattened, not settled`` (or ``settling not measured`` for a
 curve file without ``settled``), ``not flattened`` (the curve's verdict, with its file),
-``made without training``, or ``no learning curve named``; a set that is not flattened and
+``made without training``, ``no learning curve named``, or ``incomplete`` (a curve whose run
+stopped before its ``max_steps``, whatever its tail reads); a set that is not flattened and
 settled is marked as such, so no one reads its rows as the method's converged result. A
 verdict that needed the measure's noise (a trend or a spread beyond the tolerance that the
 noise explains: ``settled_by_noise``, or ``improvement_over_tail`` above ``tolerance``) says
@@ -608,6 +609,10 @@ def synthetic_set_notes(set_names: Iterable[str], sets: dict, base: Path) -> lis
         curve = json.loads(path.read_text())
         if "flattened" not in curve:
             raise ValueError(f"{path}: not a learning curve's plateau.json (no 'flattened')")
+        if curve.get("complete") is False:
+            stopped = f"stopped at step {curve['trained_steps']} of {curve['max_steps']}"
+            lines.append(f"- `{name}`: **generator curve incomplete, {stopped}** ({sets[name]})")
+            continue
         by_noise = curve.get("settled_by_noise") or (
             curve.get("improvement_over_tail", 0.0) > curve.get("tolerance", math.inf)
         )

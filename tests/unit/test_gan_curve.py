@@ -113,8 +113,11 @@ def test_a_logged_noise_column_and_a_written_curve_give_the_same_verdict(tmp_pat
     # sqrt((5 x 0.0016 + 4 x 0.0036) / 9) = 0.049889
     assert abs(record["noise_sd"] - 0.049889) < 1e-6 and record["noise_metric"] == "val/se"
     repeated = json.loads((again / "plateau.json").read_text())
+    # the run folder also tells how far it trained; its curve file does not
+    assert record["trained_steps"] == 900 and "complete" not in record
+    run_only = {"run", "trained_steps"}
     assert {k: v for k, v in repeated.items() if k != "run"} == {
-        k: v for k, v in record.items() if k != "run"
+        k: v for k, v in record.items() if k not in run_only
     }
 
 
@@ -135,3 +138,21 @@ def test_a_tail_that_gets_worse_is_not_flattened(tmp_path):
     )
     record = json.loads((out / "plateau.json").read_text())
     assert abs(record["improvement_over_tail"] + 0.1) < 1e-9 and not record["flattened"]
+
+
+def test_a_run_stopped_before_its_budget_is_recorded_as_incomplete(tmp_path):
+    l1 = [0.30, 0.20, 0.15, 0.12, 0.11, 0.105, 0.10, 0.10, 0.10]
+    write_run(tmp_path / "gan", l1)  # logged up to step 900
+    version = tmp_path / "gan" / "version_0"
+    (version / "config.yaml").write_text("trainer:\n  max_steps: 2100\n")
+    out = tmp_path / "curve"
+    args = ["--metric", "val/l1", "--lower-is-better", "--out", str(out)]
+    gan_curve.main([str(tmp_path / "gan"), *args])
+    record = json.loads((out / "plateau.json").read_text())
+    assert record["flattened"] and record["settled"]  # what its tail reads, so far
+    assert (record["trained_steps"], record["max_steps"], record["complete"]) == (900, 2100, False)
+    # a chunk that ended by its budget: complete
+    (version / "summary_fit.json").write_text(json.dumps({"global_step": 2100, "max_steps": 2100}))
+    gan_curve.main([str(tmp_path / "gan"), *args])
+    record = json.loads((out / "plateau.json").read_text())
+    assert (record["trained_steps"], record["complete"]) == (2100, True)

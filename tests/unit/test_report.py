@@ -474,15 +474,18 @@ def test_rows_on_synthetic_sets_name_their_generators_curve_verdicts(tmp_path):
         # a tail fall of 0.07 above the tolerance, flat only given the measure's noise
         "c2st.json": {"flattened": True, "settled": True, "settled_by_noise": False,
                       "improvement_over_tail": 0.07, "tolerance": 0.02, "noise_sd": 0.032},
+        "cut.json": {"flattened": True, "settled": True, "complete": False,
+                     "trained_steps": 1700, "max_steps": 2100},
     }  # fmt: skip
     for name, curve in curves.items():
         (tmp_path / name).write_text(json.dumps(curve))
-    used = ["p2p", "p2p", "cyc", "old", "noisy", "hou", "diff", "c2st"]  # repeats too
+    used = ["p2p", "p2p", "cyc", "old", "noisy", "hou", "diff", "c2st", "cut"]  # repeats too
     sets = {"p2p": "p2p.json", "cyc": "cyc.json", "old": "old.json", "noisy": "noisy.json",
-            "hou": None, "c2st": "c2st.json"}  # fmt: skip
+            "hou": None, "c2st": "c2st.json", "cut": "cut.json"}  # fmt: skip
     assert synthetic_set_notes(used, sets, tmp_path) == [
         "- `c2st`: **generator curve flattened and settled within its measure's noise "
         "(sd 0.032)** (c2st.json)",
+        "- `cut`: **generator curve incomplete, stopped at step 1700 of 2100** (cut.json)",
         "- `cyc`: **generator curve not flattened** (cyc.json)",
         "- `diff`: **no learning curve named**",
         "- `hou`: made without training",

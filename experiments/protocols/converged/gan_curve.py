@@ -30,7 +30,10 @@ of 2 or more; its root mean square over the curve is used). ``plateau.json`` the
 (``rise_limit``, ``settle_limit``) and whether the verdict needed the noise
 (``settled_by_noise``).
 
-The run may also be a ``curve.csv`` this script wrote (step and one column per metric): a
+A curve is judged as far as its run trained: ``plateau.json`` records ``trained_steps`` and
+``max_steps`` (from the chunks' ``summary_fit.json``, else the last ``config.yaml``) and
+``complete`` (a chunk reached ``max_steps``); the report calls an incomplete curve
+incomplete, whatever its tail reads. The run may also be a ``curve.csv`` this script wrote (step and one column per metric): a
 committed curve is judged again from its own file. Writes to ``--out``: ``curve.csv`` (step and every metric), ``plateau.json``
 (the rule's result, in the metric's own direction) and ``curve.png``.
 """
@@ -45,12 +48,13 @@ import sys
 from pathlib import Path
 
 import matplotlib
+import yaml
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from histo_gan.metrics.plateau import plateau_budget, tail_steadiness  # noqa: E402
-from histo_gan.runs import logged_curve  # noqa: E402
+from histo_gan.runs import logged_curve, versions  # noqa: E402
 
 
 def decide(
@@ -97,6 +101,26 @@ def steadiness(values: list[float], tolerance: float, noise_sd: float = 0.0) -> 
         "settle_limit": round(result.limit, 6),
         "settled_by_noise": result.by_noise,
     }
+
+
+def training_extent(run: Path, curve: dict[int, dict[str, float]]) -> dict:
+    """``trained_steps``, ``max_steps`` and ``complete`` of a (chunked) run folder."""
+    trained = max(curve, default=0)
+    max_steps, complete = None, False
+    for version in versions(run.parent, run.name):
+        folder = run / f"version_{version}"
+        summary = folder / "summary_fit.json"
+        if summary.is_file():
+            record = json.loads(summary.read_text())
+            trained = max(trained, int(record.get("global_step", 0)))
+            max_steps = record.get("max_steps", max_steps)
+        elif (folder / "config.yaml").is_file() and max_steps is None:
+            config = yaml.safe_load((folder / "config.yaml").read_text()) or {}
+            max_steps = (config.get("trainer") or {}).get("max_steps")
+    if max_steps is None or max_steps < 0:
+        return {"trained_steps": trained}
+    complete = trained >= max_steps
+    return {"trained_steps": trained, "max_steps": int(max_steps), "complete": complete}
 
 
 def read_curve(source: Path, names: list[str]) -> dict[int, dict[str, float]]:
@@ -165,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     record.update(steadiness(values, tolerance, noise_sd))
     if args.noise_metric:
         record["noise_metric"] = args.noise_metric
+    if args.run.suffix != ".csv":
+        record.update(training_extent(args.run, curve))
     if args.relative_tolerance is not None:
         record["relative_tolerance"] = args.relative_tolerance
     record.update(run=str(args.run), metric=args.metric, steps=steps, values=values)
