@@ -100,7 +100,7 @@ curve file without ``settled``), ``not flattened`` (the curve's verdict, with it
 stopped before its ``max_steps``, whatever its tail reads); a set that is not flattened and
 settled is marked as such, so no one reads its rows as the method's converged result. A
 verdict that needed the measure's noise (a trend or a spread beyond the tolerance that the
-noise explains: ``settled_by_noise``, or ``improvement_over_tail`` above ``tolerance``) says
+noise explains: ``settled_by_noise``, or ``|improvement_over_tail|`` above ``tolerance``) says
 ``within its measure's noise (sd ...)``: the measure saw no movement, which is not the same as
 a generator that moved less than the tolerance.
 
@@ -322,25 +322,21 @@ def _read_rows(path: Path) -> list[dict]:
     return parsed
 
 
-def run_precision(path: Path, config: dict) -> str | None:
-    """The precision a run's segmenter trained in: ``precision`` of its fit's
-    ``summary_fit.json`` (what the machine resolved ``trainer.precision: null`` to), else an
-    explicit ``trainer.precision`` of its config, else None."""
+def fit_summary(path: Path) -> dict:
+    """The run's ``summary_fit.json`` (``{}`` when its fit wrote none)."""
     summary = path / "summary_fit.json"
-    if summary.is_file():
-        recorded = json.loads(summary.read_text()).get("precision")
-        if recorded is not None:
-            return str(recorded)
+    return json.loads(summary.read_text()) if summary.is_file() else {}
+
+
+def run_precision(summary: dict, config: dict) -> str | None:
+    """The precision a run's segmenter trained in: ``precision`` of its fit's summary (what
+    the machine resolved ``trainer.precision: null`` to), else an explicit
+    ``trainer.precision`` of its config, else None."""
+    recorded = summary.get("precision")
+    if recorded is not None:
+        return str(recorded)
     configured = (config.get("trainer") or {}).get("precision")
     return None if configured is None else str(configured)
-
-
-def run_synthetic_export(path: Path) -> str | None:
-    """``synthetic_fingerprint`` of the run's ``summary_fit.json``, if it recorded one."""
-    summary = path / "summary_fit.json"
-    if not summary.is_file():
-        return None
-    return json.loads(summary.read_text()).get("synthetic_fingerprint")
 
 
 def _fit_seconds(path: Path) -> float | None:
@@ -366,7 +362,8 @@ def load_run(path: Path, overrides: dict | None = None) -> Run:
             f"{path}: no seed (seed_everything) in config.yaml; set one in the protocol"
         )
     rows = _read_rows(path / "test_metrics_per_image.csv")
-    training = replace(training_of(config), precision=run_precision(path, config))
+    summary = fit_summary(path)
+    training = replace(training_of(config), precision=run_precision(summary, config))
     return Run(
         path,
         Arm(**fields),
@@ -375,7 +372,7 @@ def load_run(path: Path, overrides: dict | None = None) -> Run:
         training,
         _fit_seconds(path),
         synthetic_set(config),
-        run_synthetic_export(path),
+        summary.get("synthetic_fingerprint"),
     )
 
 
@@ -614,7 +611,7 @@ def synthetic_set_notes(set_names: Iterable[str], sets: dict, base: Path) -> lis
             lines.append(f"- `{name}`: **generator curve incomplete, {stopped}** ({sets[name]})")
             continue
         by_noise = curve.get("settled_by_noise") or (
-            curve.get("improvement_over_tail", 0.0) > curve.get("tolerance", math.inf)
+            abs(curve.get("improvement_over_tail", 0.0)) > curve.get("tolerance", math.inf)
         )
         if curve["flattened"] and curve.get("settled") and by_noise:
             verdict = (

@@ -113,8 +113,7 @@ def plateau_budget(
         raise ValueError("steps must be strictly ascending")
     if not np.all(np.isfinite(values_array)):
         raise ValueError("values must be finite")
-    if not (math.isfinite(noise_sd) and noise_sd >= 0):
-        raise ValueError(f"noise_sd must be finite and at least 0, got {noise_sd}")
+    _check_noise_sd(noise_sd)
     kernel = np.ones(window) / window
     smoothed = np.convolve(values_array, kernel, mode="full")[: len(values_array)]
     smoothed[: window - 1] = [values_array[: k + 1].mean() for k in range(window - 1)]
@@ -137,6 +136,11 @@ def plateau_budget(
         noise_sd=float(noise_sd),
         rise_limit=float(rise_limit),
     )
+
+
+def _check_noise_sd(noise_sd: float) -> None:
+    if not (math.isfinite(noise_sd) and noise_sd >= 0):
+        raise ValueError(f"noise_sd must be finite and at least 0, got {noise_sd}")
 
 
 def _rise_standard_error(steps: np.ndarray, noise_sd: float) -> float:
@@ -178,8 +182,7 @@ def tail_steadiness(
     n_tail = max(3, int(round(tail * len(values_array))))
     if len(values_array) < n_tail:
         raise ValueError(f"a tail needs at least {n_tail} values, got {len(values_array)}")
-    if not (math.isfinite(noise_sd) and noise_sd >= 0):
-        raise ValueError(f"noise_sd must be finite and at least 0, got {noise_sd}")
+    _check_noise_sd(noise_sd)
     sd = float(values_array[-n_tail:].std(ddof=1))
     noise_limit = noise_sd * math.sqrt(chi2.ppf(0.95, n_tail - 1) / (n_tail - 1))
     limit = max(tolerance, noise_limit)

@@ -476,12 +476,16 @@ def test_rows_on_synthetic_sets_name_their_generators_curve_verdicts(tmp_path):
                       "improvement_over_tail": 0.07, "tolerance": 0.02, "noise_sd": 0.032},
         "cut.json": {"flattened": True, "settled": True, "complete": False,
                      "trained_steps": 1700, "max_steps": 2100},
+        # a tail 0.03 worse, beyond the tolerance: flat only given the noise, too
+        "worse.json": {"flattened": True, "settled": True, "settled_by_noise": False,
+                       "improvement_over_tail": -0.03, "tolerance": 0.02, "noise_sd": 0.027},
     }  # fmt: skip
     for name, curve in curves.items():
         (tmp_path / name).write_text(json.dumps(curve))
-    used = ["p2p", "p2p", "cyc", "old", "noisy", "hou", "diff", "c2st", "cut"]  # repeats too
+    used = ["p2p", "p2p", "cyc", "old", "noisy", "hou", "diff", "c2st", "cut", "worse"]
     sets = {"p2p": "p2p.json", "cyc": "cyc.json", "old": "old.json", "noisy": "noisy.json",
-            "hou": None, "c2st": "c2st.json", "cut": "cut.json"}  # fmt: skip
+            "hou": None, "c2st": "c2st.json", "cut": "cut.json",
+            "worse": "worse.json"}  # fmt: skip
     assert synthetic_set_notes(used, sets, tmp_path) == [
         "- `c2st`: **generator curve flattened and settled within its measure's noise "
         "(sd 0.032)** (c2st.json)",
@@ -492,6 +496,8 @@ def test_rows_on_synthetic_sets_name_their_generators_curve_verdicts(tmp_path):
         "- `noisy`: **generator curve flattened, not settled** (noisy.json)",
         "- `old`: **generator curve flattened, settling not measured** (old.json)",
         "- `p2p`: generator curve flattened and settled (p2p.json)",
+        "- `worse`: **generator curve flattened and settled within its measure's noise "
+        "(sd 0.027)** (worse.json)",
     ]
     assert synthetic_set_notes([], sets, tmp_path) == []
     with pytest.raises(ValueError, match="missing.json: the learning curve named for set 'p2p'"):

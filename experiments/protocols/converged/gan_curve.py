@@ -106,7 +106,7 @@ def steadiness(values: list[float], tolerance: float, noise_sd: float = 0.0) -> 
 def training_extent(run: Path, curve: dict[int, dict[str, float]]) -> dict:
     """``trained_steps``, ``max_steps`` and ``complete`` of a (chunked) run folder."""
     trained = max(curve, default=0)
-    max_steps, complete = None, False
+    max_steps = None
     for version in versions(run.parent, run.name):
         folder = run / f"version_{version}"
         summary = folder / "summary_fit.json"
@@ -119,8 +119,7 @@ def training_extent(run: Path, curve: dict[int, dict[str, float]]) -> dict:
             max_steps = (config.get("trainer") or {}).get("max_steps")
     if max_steps is None or max_steps < 0:
         return {"trained_steps": trained}
-    complete = trained >= max_steps
-    return {"trained_steps": trained, "max_steps": int(max_steps), "complete": complete}
+    return {"trained_steps": trained, "max_steps": int(max_steps), "complete": trained >= max_steps}
 
 
 def read_curve(source: Path, names: list[str]) -> dict[int, dict[str, float]]:
