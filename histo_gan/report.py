@@ -149,12 +149,16 @@ __all__ = [
     "Arm",
     "Run",
     "Training",
+    "arm_overrides",
     "build_table",
     "find_runs",
     "load_run",
     "main",
     "missing_runs",
     "plateau_status",
+    "reference_arm",
+    "reference_rules",
+    "rows_by_seed",
     "training_of",
     "write_report",
 ]
@@ -376,7 +380,7 @@ def load_run(path: Path, overrides: dict | None = None) -> Run:
     )
 
 
-def _overrides_for(path: Path, rules: list[dict], base: Path) -> dict:
+def arm_overrides(path: Path, rules: list[dict], base: Path) -> dict:
     """Fields of every protocol ``arms`` rule whose globs match ``path`` (later rules win)."""
     relative = os.path.relpath(path, base)
     merged: dict = {}
@@ -451,7 +455,7 @@ def training_columns(runs: list[Run], plateau: dict | None) -> dict:
 # --- numbers ----------------------------------------------------------------------------
 
 
-def _per_seed(runs: list[Run]) -> dict[int, dict[str, dict]]:
+def rows_by_seed(runs: list[Run]) -> dict[int, dict[str, dict]]:
     """``seed -> image_id -> row``, joining folds; an image twice in one seed is an error."""
     seeds: dict[int, dict[str, dict]] = {}
     for run in runs:
@@ -529,7 +533,7 @@ def build_table(
     for run in runs:
         by_arm.setdefault(run.arm, []).append(run)
     arms = sorted(by_arm, key=Arm.sort_key)
-    seeds = {arm: _per_seed(by_arm[arm]) for arm in arms}
+    seeds = {arm: rows_by_seed(by_arm[arm]) for arm in arms}
     for metric in metrics:
         for arm in arms:
             for images in seeds[arm].values():
@@ -1067,7 +1071,7 @@ def main(argv: list[str] | None = None) -> int:
     plateau = load_plateau(base / protocol["plateau"]) if protocol.get("plateau") else None
 
     rules = protocol.get("arms", [])
-    runs = [load_run(p, _overrides_for(p, rules, base)) for p in find_runs(paths)]
+    runs = [load_run(p, arm_overrides(p, rules, base)) for p in find_runs(paths)]
     if not runs and expected is None:
         raise ValueError(f"no run folders with test_metrics.json under {[str(p) for p in paths]}")
     missing = missing_runs(expected, runs, base) if expected is not None else None
