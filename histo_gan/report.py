@@ -56,7 +56,9 @@ training seeds, whose spread is the sd). The paired difference against the refer
 image, the metric averaged over the arm's seeds minus the same for the reference, averaged
 over the images both were tested on; its confidence interval is the percentile bootstrap over
 those images. Every bootstrap draws ``n`` resamples from ``numpy.random.default_rng(seed)``,
-restarted for every interval.
+restarted for every interval. What those intervals leave out, a shift of a whole training run
+shared by all its test images, is estimated from the arms with two or more seeds
+(:mod:`histo_gan.metrics.seed_noise`) and named under the table with its sd per metric.
 
 **Training budget.** Every row states how long its segmenter trained, from each run's
 ``config.yaml``: ``trainer.max_steps`` when positive, else ``trainer.max_epochs *
@@ -143,6 +145,7 @@ import numpy as np
 import yaml
 
 from histo_gan.files import write_text_atomic
+from histo_gan.metrics.seed_noise import pooled_noise
 from histo_gan.sweep_file import expand_trials, load_sweep, trial_label
 
 __all__ = [
@@ -159,6 +162,8 @@ __all__ = [
     "reference_arm",
     "reference_rules",
     "rows_by_seed",
+    "seed_matrix",
+    "training_noise_sentence",
     "training_of",
     "write_report",
 ]
@@ -471,6 +476,11 @@ def rows_by_seed(runs: list[Run]) -> dict[int, dict[str, dict]]:
     if len(image_sets) > 1:
         raise ValueError(f"arm '{runs[0].arm}': its seeds were tested on different images")
     return seeds
+
+
+def seed_matrix(seeds: dict[int, dict[str, dict]], metric: str, images: list[str]) -> np.ndarray:
+    """``(seeds, images)`` values of ``metric`` from :func:`rows_by_seed`, seeds ascending."""
+    return np.array([[seeds[s][i][metric] for i in images] for s in sorted(seeds)], dtype=float)
 
 
 def _image_means(seeds: dict[int, dict[str, dict]], metric: str) -> dict[str, float]:
@@ -815,6 +825,31 @@ def markdown_table(
     return "\n".join(lines) + "\n"
 
 
+def training_noise_sentence(runs: list[Run], metrics: list[str]) -> str:
+    """The table's note on the training noise its Δ intervals leave out: per metric, the sd of
+    a run's shift shared by all its test images, pooled over the arms with two or more seeds
+    (:mod:`histo_gan.metrics.seed_noise`); ``""`` when no arm has two seeds."""
+    by_arm: dict[Arm, list[Run]] = {}
+    for run in runs:
+        by_arm.setdefault(run.arm, []).append(run)
+    repeated = [rows_by_seed(arm_runs) for arm_runs in by_arm.values()]
+    repeated = [s for s in repeated if len(s) >= 2 and len(next(iter(s.values()))) >= 2]
+    if not repeated:
+        return ""
+    parts = []
+    for metric in metrics:
+        matrices = [seed_matrix(s, metric, sorted(next(iter(s.values())))) for s in repeated]
+        sd = math.sqrt(pooled_noise(matrices).shared)
+        parts.append(f"{metric} {sd:.4f}" if math.isfinite(sd) else f"{metric} n/a")
+    arms = f"{len(repeated)} arm{'s' * (len(repeated) > 1)}"
+    return (
+        "Training noise the Δ intervals leave out (they resample images): a run's shift shared "
+        f"by all its test images, sd {', '.join(parts)} (pooled over {arms} with two or more "
+        "seeds; histo_gan.metrics.seed_noise); it adds sd·√(1/seeds + 1/reference seeds) to a "
+        "Δ's standard error.\n"
+    )
+
+
 def precision_sentence(rows: list[dict]) -> str:
     """The table's note on training precision: the one every run recorded, or the rows whose
     seeds trained in different precisions (a numerics difference their spread includes);
@@ -974,6 +1009,8 @@ def write_report(
         runs, metrics, reference, bootstrap["n"], bootstrap["seed"], bootstrap["level"], plateau
     )
     markdown = markdown_table(rows, metrics, reference, bootstrap, plateau)
+    if noise := training_noise_sentence(runs, metrics):
+        markdown += "\n" + noise
     if precision := precision_sentence(rows):
         markdown += "\n" + precision
     if exports := export_sentence(runs):

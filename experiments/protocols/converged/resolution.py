@@ -6,33 +6,16 @@ test images and the training seeds, and the smallest difference a design would d
         --out experiments/results/converged/resolution
 
 The runs, arms and references are the report's (``histo_gan.report``: the protocol's ``runs``,
-``arms`` and ``reference``). Model of one metric on test image ``i`` in the run of seed ``s``
-of one arm::
-
-    y_si = m_i + u_s + e_si
-
-``m_i``: the arm's expected value on the image; ``u_s``: a shift shared by every image of one
-training run (the seed's draw of weights and patches); ``e_si``: the rest of the training
-noise, image by image. For an arm against its reference on the same ``I`` test images, with
-``S_a`` and ``S_r`` seeds, the paired difference of the report (per image, the seed means'
-difference, then the mean over images) has::
-
-    Var(D) = s_img^2 / I + (s_e^2 / S_a + s_e^2 / S_r) / I + s_u^2 / S_a + s_u^2 / S_r
-
-``s_img^2``: the spread over images of the arm's true per-image effect. The report's bootstrap
-resamples images only, so its interval measures the first two terms; the last two, training
-shifts shared by all images, it leaves out. Estimates, from every arm with two or more seeds
-(per arm: ``w``, the mean over images of the across-seed variance, ``= s_u^2 + s_e^2``; ``v``,
-the variance of the seeds' image means, ``= s_u^2 + s_e^2 / I``), pooled with weights
-``seeds - 1`` (one segmenter at one budget in every arm: the protocol's premise)::
-
-    s_e^2 = (w - v) * I / (I - 1)        s_u^2 = max(v - s_e^2 / I, 0)
-    s_img^2 = max(var_i(D_i) - s_e^2 * (1 / S_a + 1 / S_r), 0)   (per comparison)
-
-The smallest difference a design detects with power 0.8 in a two-sided test at 0.05 is
-``(z_0.975 + z_0.8) * sqrt(Var(D))``; ``resolution.md`` gives it for the tested design and for
-more test images or seeds (the same variance components). With two or three seeds per arm the
-training terms are rough: read them as orders of magnitude.
+``arms`` and ``reference``); the model of the noise and its estimators are
+:mod:`histo_gan.metrics.seed_noise`'s: per test image, ``y_si = m_i + u_s + e_si``, a run's
+shift ``u_s`` shared by all its images and the per-image rest ``e_si``, pooled over the arms
+with two or more seeds. For each arm against its reference, the standard error of the paired
+difference is split into the test images' part (what the report's bootstrap measures) and
+the shared shift's part (what it leaves out), and the smallest difference a design detects
+with power 0.8 in a two-sided test at 0.05 is given for the tested design and for more test
+images or seeds (the same variance components; ``s_img^2``, the spread of the true
+per-image effect, is ``var_i(D_i) - s_e^2 (1/S_a + 1/S_r)``, at least 0). With two or three
+seeds per arm the training terms are rough: read them as orders of magnitude.
 """
 
 from __future__ import annotations
@@ -40,13 +23,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import yaml
-from scipy.stats import norm
 
+from histo_gan.metrics.seed_noise import (
+    ALPHA,
+    POWER,
+    TrainingNoise,
+    detectable,
+    difference_variance,
+    pooled_noise,
+)
 from histo_gan.report import (
     Arm,
     arm_overrides,
@@ -54,67 +43,15 @@ from histo_gan.report import (
     load_run,
     reference_arm,
     rows_by_seed,
+    seed_matrix,
 )
 
-POWER, ALPHA = 0.8, 0.05
 DESIGNS = ((11, 2), (11, 3), (11, 10), (22, 3), (44, 3))  # (test images, seeds per arm)
-
-
-@dataclass(frozen=True)
-class TrainingNoise:
-    """Pooled training-noise components of one metric (variances, metric units squared)."""
-
-    shared: float  # s_u^2: a run's shift common to all its images
-    per_image: float  # s_e^2: the rest, image by image
-    arms: int  # arms with two or more seeds that were pooled
-    degrees_of_freedom: int  # sum of (seeds - 1)
 
 
 def label(arm: Arm) -> str:
     """An arm as a table cell: ``model, data, budget`` (the report's ``|`` would split it)."""
     return f"{arm.model}, {arm.data}, {arm.budget}"
-
-
-def seed_matrix(seeds: dict[int, dict[str, dict]], metric: str, images: list[str]) -> np.ndarray:
-    """``(seeds, images)`` values of ``metric``, seeds in ascending order."""
-    return np.array([[seeds[s][i][metric] for i in images] for s in sorted(seeds)], dtype=float)
-
-
-def arm_components(values: np.ndarray) -> tuple[float, float]:
-    """``(s_u^2, s_e^2)`` of one arm from its ``(seeds, images)`` values (seeds >= 2,
-    images >= 2), by the method of moments of the module docstring."""
-    n_seeds, n_images = values.shape
-    if n_seeds < 2 or n_images < 2:
-        raise ValueError(f"need two or more seeds and images, got {values.shape}")
-    within = float(values.var(axis=0, ddof=1).mean())
-    of_means = float(values.mean(axis=1).var(ddof=1))
-    per_image = max((within - of_means) * n_images / (n_images - 1), 0.0)
-    return max(of_means - per_image / n_images, 0.0), per_image
-
-
-def pooled_noise(matrices: list[np.ndarray]) -> TrainingNoise:
-    """Components of every ``(seeds, images)`` matrix with two or more seeds, pooled with
-    weights ``seeds - 1``."""
-    usable = [m for m in matrices if m.shape[0] >= 2]
-    if not usable:
-        raise ValueError("no arm has two or more seeds: the training noise cannot be estimated")
-    weights = np.array([m.shape[0] - 1 for m in usable], dtype=float)
-    parts = np.array([arm_components(m) for m in usable])
-    shared, per_image = (weights @ parts) / weights.sum()
-    return TrainingNoise(float(shared), float(per_image), len(usable), int(weights.sum()))
-
-
-def difference_variance(
-    image_spread: float, noise: TrainingNoise, images: int, seeds_arm: int, seeds_reference: int
-) -> tuple[float, float]:
-    """``(images part, training part)`` of ``Var(D)`` for a design (module docstring)."""
-    per_run = 1 / seeds_arm + 1 / seeds_reference
-    return (image_spread + noise.per_image * per_run) / images, noise.shared * per_run
-
-
-def detectable(variance: float) -> float:
-    """Smallest true difference found with power ``POWER`` by a two-sided test at ``ALPHA``."""
-    return float((norm.ppf(1 - ALPHA / 2) + norm.ppf(POWER)) * math.sqrt(variance))
 
 
 def comparisons(
