@@ -28,6 +28,7 @@ from pathlib import Path
 
 import yaml
 
+from histo_gan.files import write_text_atomic
 from histo_gan.metrics.seed_noise import (
     ALPHA,
     POWER,
@@ -105,8 +106,8 @@ def comparisons(
 def markdown(records: list[dict], noise: TrainingNoise, metric: str, protocol: Path) -> str:
     """The tables of ``resolution.md``."""
     lines = [
-        f"Resolution of `{protocol}` ({metric}; `experiments/protocols/converged/resolution.py`, "
-        "model and estimators in its docstring). Training noise pooled over "
+        f"Resolution of `{protocol}` ({metric}; `experiments/protocols/converged/resolution.py`; "
+        "model and estimators: `histo_gan.metrics.seed_noise`). Training noise pooled over "
         f"{noise.arms} arms ({noise.degrees_of_freedom} degrees of freedom): a run's shift "
         f"shared by all its images sd {math.sqrt(noise.shared):.4f}, the per-image rest sd "
         f"{math.sqrt(noise.per_image):.4f}. SE: standard error of the paired difference, from "
@@ -158,9 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     records, noise = comparisons(runs, reference, args.metric)
     args.out.mkdir(parents=True, exist_ok=True)
     result = {"metric": args.metric, "noise": asdict(noise), "comparisons": records}
-    (args.out / "resolution.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_text_atomic(args.out / "resolution.json", json.dumps(result, indent=2) + "\n")
     text = markdown(records, noise, args.metric, args.protocol)
-    (args.out / "resolution.md").write_text(text)
+    write_text_atomic(args.out / "resolution.md", text)
     print(text)
     return 0
 
