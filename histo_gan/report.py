@@ -162,6 +162,7 @@ __all__ = [
     "reference_arm",
     "reference_rules",
     "rows_by_seed",
+    "runs_by_arm",
     "seed_matrix",
     "training_noise_sentence",
     "training_of",
@@ -460,6 +461,14 @@ def training_columns(runs: list[Run], plateau: dict | None) -> dict:
 # --- numbers ----------------------------------------------------------------------------
 
 
+def runs_by_arm(runs: list[Run]) -> dict[Arm, list[Run]]:
+    """``arm -> its runs``, in the order given."""
+    by_arm: dict[Arm, list[Run]] = {}
+    for run in runs:
+        by_arm.setdefault(run.arm, []).append(run)
+    return by_arm
+
+
 def rows_by_seed(runs: list[Run]) -> dict[int, dict[str, dict]]:
     """``seed -> image_id -> row``, joining folds; an image twice in one seed is an error."""
     seeds: dict[int, dict[str, dict]] = {}
@@ -539,9 +548,7 @@ def build_table(
 
     ``plateau``: a learning curve's ``budget.json`` contents (:func:`load_plateau`), or None.
     """
-    by_arm: dict[Arm, list[Run]] = {}
-    for run in runs:
-        by_arm.setdefault(run.arm, []).append(run)
+    by_arm = runs_by_arm(runs)
     arms = sorted(by_arm, key=Arm.sort_key)
     seeds = {arm: rows_by_seed(by_arm[arm]) for arm in arms}
     for metric in metrics:
@@ -829,9 +836,7 @@ def training_noise_sentence(runs: list[Run], metrics: list[str]) -> str:
     """The table's note on the training noise its Δ intervals leave out: per metric, the sd of
     a run's shift shared by all its test images, pooled over the arms with two or more seeds
     (:mod:`histo_gan.metrics.seed_noise`); ``""`` when no arm has two seeds."""
-    by_arm: dict[Arm, list[Run]] = {}
-    for run in runs:
-        by_arm.setdefault(run.arm, []).append(run)
+    by_arm = runs_by_arm(runs)
     repeated = [rows_by_seed(arm_runs) for arm_runs in by_arm.values()]
     repeated = [s for s in repeated if len(s) >= 2 and len(next(iter(s.values()))) >= 2]
     if not repeated:

@@ -44,6 +44,7 @@ from histo_gan.report import (
     load_run,
     reference_arm,
     rows_by_seed,
+    runs_by_arm,
     seed_matrix,
 )
 
@@ -59,10 +60,7 @@ def comparisons(
     runs: list, reference: dict | list, metric: str
 ) -> tuple[list[dict], TrainingNoise]:
     """One record per arm with a tested reference other than itself, and the pooled noise."""
-    by_arm: dict[Arm, list] = {}
-    for run in runs:
-        by_arm.setdefault(run.arm, []).append(run)
-    seeds = {arm: rows_by_seed(arm_runs) for arm, arm_runs in by_arm.items()}
+    seeds = {arm: rows_by_seed(arm_runs) for arm, arm_runs in runs_by_arm(runs).items()}
     images = {arm: sorted(next(iter(s.values()))) for arm, s in seeds.items()}
     noise = pooled_noise([seed_matrix(seeds[a], metric, images[a]) for a in sorted(seeds)])
     records = []
