@@ -17,6 +17,24 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist, directed_hausdorff
 
+# Every score of METRICS.md, by kind: the overlap scores are 1 on identical label maps and the
+# distances (pixels) 0.
+OVERLAP_SCORES = (
+    "dice",
+    "dice2",
+    "dice_avg",
+    "aji",
+    "aji_plus",
+    "dq",
+    "sq",
+    "pq",
+    "f1",
+    "precision",
+    "recall",
+    "object_dice",
+)
+DISTANCE_SCORES = ("hausdorff", "hd95", "object_hausdorff")
+
 
 def ids(label):
     return [int(i) for i in np.unique(label) if i != 0]
