@@ -122,7 +122,42 @@ def _check_reference(use_reference: bool, image: torch.Tensor, reference: torch.
         )
 
 
-class ReferenceRefiner(nn.Module):
+class _ReferenceConditioned(nn.Module):
+    """The part G and D share: a stem convolution on the main input and, with
+    ``use_reference``, the texture branch whose tiled vector joins the stem's features.
+    Subclasses call :meth:`_build_stem` in ``__init__`` and :meth:`_stem_features` first in
+    ``forward``."""
+
+    def _build_stem(
+        self,
+        channels: int,
+        base_channels: int,
+        texture_channels: int,
+        texture_convs: int,
+        norm: NormKind,
+        use_reference: bool,
+    ) -> int:
+        """Build ``self.texture`` and ``self.stem``; returns the width of the fused features."""
+        self.use_reference = use_reference
+        self.texture = (
+            TextureEncoder(channels, texture_channels, texture_convs, norm)
+            if use_reference
+            else None
+        )
+        self.stem = nn.Sequential(*_conv_block(channels, base_channels, norm))
+        return base_channels + (texture_channels if use_reference else 0)
+
+    def _stem_features(self, x: torch.Tensor, reference: torch.Tensor | None) -> torch.Tensor:
+        """``(B, channels, H, W)`` -> the stem's features with the reference's tiled texture
+        vector concatenated (``(B, fused width, H, W)``)."""
+        _check_reference(self.use_reference, x, reference)
+        features = self.stem(x)
+        if self.texture is not None:
+            features = torch.cat([features, tile_features(self.texture(reference), features)], 1)
+        return features
+
+
+class ReferenceRefiner(_ReferenceConditioned):
     """G(I, S): refines the initial synthetic patch I in the style of the real reference S.
 
     Refinement branch: a stem convolution on I; the tiled texture vector of S is concatenated to
@@ -161,14 +196,9 @@ class ReferenceRefiner(nn.Module):
         super().__init__()
         if blocks < 1:
             raise ValueError(f"the refiner needs at least one residual block, got {blocks}")
-        self.use_reference = use_reference
-        self.texture = (
-            TextureEncoder(channels, texture_channels, texture_convs, norm)
-            if use_reference
-            else None
+        fused = self._build_stem(
+            channels, base_channels, texture_channels, texture_convs, norm, use_reference
         )
-        self.stem = nn.Sequential(*_conv_block(channels, base_channels, norm))
-        fused = base_channels + (texture_channels if use_reference else 0)
         self.blocks = nn.Sequential(
             _ResidualBlock(fused, base_channels, norm),
             *(_ResidualBlock(base_channels, base_channels, norm) for _ in range(blocks - 1)),
@@ -176,11 +206,7 @@ class ReferenceRefiner(nn.Module):
         self.head = nn.Conv2d(base_channels, channels, 3, padding=1)
 
     def forward(self, initial: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
-        _check_reference(self.use_reference, initial, reference)
-        features = self.stem(initial)
-        if self.texture is not None:
-            features = torch.cat([features, tile_features(self.texture(reference), features)], 1)
-        residual = self.head(self.blocks(features))
+        residual = self.head(self.blocks(self._stem_features(initial, reference)))
         return (initial + residual).clamp(-1.0, 1.0)
 
     @torch.no_grad()
@@ -193,7 +219,7 @@ class ReferenceRefiner(nn.Module):
         return self
 
 
-class PairDiscriminator(nn.Module):
+class PairDiscriminator(_ReferenceConditioned):
     """D(X, S): per-location logits that X is a real patch in the style of the reference S.
 
     Judging branch: a stem convolution on X; the tiled texture vector of S is concatenated to
@@ -231,14 +257,9 @@ class PairDiscriminator(nn.Module):
                 f"need convs_per_stage >= 1 and downsamplings >= 0, got {convs_per_stage} "
                 f"and {downsamplings}"
             )
-        self.use_reference = use_reference
-        self.texture = (
-            TextureEncoder(channels, texture_channels, texture_convs, norm)
-            if use_reference
-            else None
+        width = self._build_stem(
+            channels, base_channels, texture_channels, texture_convs, norm, use_reference
         )
-        self.stem = nn.Sequential(*_conv_block(channels, base_channels, norm))
-        width = base_channels + (texture_channels if use_reference else 0)
         layers: list[nn.Module] = []
         for stage in range(downsamplings + 1):
             if stage:
@@ -252,8 +273,4 @@ class PairDiscriminator(nn.Module):
         self.downsamplings = downsamplings
 
     def forward(self, x: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
-        _check_reference(self.use_reference, x, reference)
-        features = self.stem(x)
-        if self.texture is not None:
-            features = torch.cat([features, tile_features(self.texture(reference), features)], 1)
-        return self.body(features)
+        return self.body(self._stem_features(x, reference))
