@@ -49,16 +49,21 @@ there is no real-only arm without labels) with real only at 4 labels.
 
 **Numbers.** For each arm and metric: the mean over seeds of the per-image mean of each seed
 (the papers' per-image average) and the spread, the sample standard deviation over seeds
-(empty with one seed); ``<metric>_low`` / ``<metric>_high`` in ``table.csv`` are the
-percentile-bootstrap interval of that mean over the test images (each image's value averaged
-over the seeds first, so the interval is about which images were tested, not about the
-training seeds, whose spread is the sd). The paired difference against the reference: per
-image, the metric averaged over the arm's seeds minus the same for the reference, averaged
-over the images both were tested on; its confidence interval is the percentile bootstrap over
-those images. Every bootstrap draws ``n`` resamples from ``numpy.random.default_rng(seed)``,
-restarted for every interval. What those intervals leave out, a shift of a whole training run
-shared by all its test images, is estimated from the arms with two or more seeds
-(:mod:`histo_gan.metrics.seed_noise`) and named under the table with its sd per metric.
+(empty with one seed). The paired difference against the reference: per image, the metric
+averaged over the arm's seeds minus the same for the reference, averaged over the images both
+were tested on. Its interval has two sources of noise (:mod:`histo_gan.metrics.seed_noise`):
+which images were tested, by a percentile bootstrap over those images, and the shift of a
+whole training run shared by all its test images, which no resampling of images sees. The
+shift's variance ``s_u^2`` is pooled over the arms with two or more seeds; each bootstrap
+resample then adds a normal draw of sd ``s_u * sqrt(1/seeds + 1/reference seeds)``, and the
+interval is the percentile interval of the sums. ``<metric>_low`` / ``<metric>_high``, the
+interval of an arm's mean, do the same with ``sd = s_u / sqrt(seeds)``. Where no arm has two
+seeds the shift cannot be estimated and the intervals are over images alone; ``table.md``
+says which under the table, with the sd per metric. ``table.csv`` keeps the images-only
+intervals too (``<metric>_diff_images_low`` / ``_high``) and the shift's sd that was added
+(``<metric>_diff_run_sd``, ``<metric>_run_sd``). Every bootstrap draws ``n`` resamples from
+``numpy.random.default_rng(seed)``, restarted for every interval (the image indices first,
+then the normal draws, so the images-only interval is the same with or without them).
 
 **Training budget.** Every row states how long its segmenter trained, from each run's
 ``config.yaml``: ``trainer.max_steps`` when positive, else ``trainer.max_epochs *
@@ -124,7 +129,7 @@ no finished run yet writes empty tables and ``missing.md``.
 **Outputs** in ``out``: ``table.md``, ``table.csv`` (one row per arm), ``per_organ.csv``,
 ``runs.csv`` (which folder went where), ``missing.md`` (with ``expected``),
 ``budget_<metric>.png`` (metric against labeled images, one line per model and data source,
-shaded: the 95% bootstrap interval over test images described above; synthetic-only arms as
+shaded: the 95% interval of each arm's mean described above; synthetic-only arms as
 horizontal dashed lines) and ``organs_<metric>.png`` (per-organ means of each arm).
 """
 
@@ -164,6 +169,7 @@ __all__ = [
     "rows_by_seed",
     "runs_by_arm",
     "seed_matrix",
+    "shared_shift_variance",
     "training_noise_sentence",
     "training_of",
     "write_report",
@@ -498,20 +504,34 @@ def _image_means(seeds: dict[int, dict[str, dict]], metric: str) -> dict[str, fl
     return {i: float(np.mean([seeds[s][i][metric] for s in seeds])) for i in images}
 
 
-def bootstrap_mean(values: np.ndarray, n: int, seed: int, level: float) -> tuple[float, float]:
-    """Percentile-bootstrap interval ``(low, high)`` of the mean of ``values``."""
-    resampled = values[np.random.default_rng(seed).integers(0, len(values), size=(n, len(values)))]
-    low, high = np.quantile(resampled.mean(1), [(1 - level) / 2, 1 - (1 - level) / 2])
+def bootstrap_mean(
+    values: np.ndarray, n: int, seed: int, level: float, shift_sd: float = 0.0
+) -> tuple[float, float]:
+    """Percentile-bootstrap interval ``(low, high)`` of the mean of ``values``; with
+    ``shift_sd > 0`` each resample's mean also gets a draw of ``Normal(0, shift_sd)`` (a
+    shift common to all values that resampling them cannot see)."""
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(n, len(values)))].mean(1)
+    if shift_sd > 0:
+        means = means + rng.normal(0.0, shift_sd, size=n)
+    low, high = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
     return float(low), float(high)
 
 
 def paired_difference(
-    arm: dict[str, float], reference: dict[str, float], n: int, seed: int, level: float
+    arm: dict[str, float],
+    reference: dict[str, float],
+    n: int,
+    seed: int,
+    level: float,
+    shift_sd: float = 0.0,
 ) -> tuple[float, float, float, int]:
     """Mean over shared images of ``arm - reference`` and its percentile-bootstrap interval.
 
     Args:
         arm, reference: per-image values (already averaged over seeds).
+        shift_sd: sd of the difference's training-run shift, added to every resample
+            (:func:`bootstrap_mean`); 0 for an interval over images alone.
     Returns:
         ``(difference, low, high, number of shared images)``; NaNs when none are shared.
     """
@@ -519,7 +539,20 @@ def paired_difference(
     if not shared:
         return math.nan, math.nan, math.nan, 0
     d = np.array([arm[i] - reference[i] for i in shared])
-    return (float(d.mean()), *bootstrap_mean(d, n, seed, level), len(shared))
+    return (float(d.mean()), *bootstrap_mean(d, n, seed, level, shift_sd), len(shared))
+
+
+def shared_shift_variance(
+    seeds_by_arm: Iterable[dict[int, dict[str, dict]]], metric: str
+) -> tuple[float, int]:
+    """``(s_u^2, arms pooled)``: the variance of a run's shift shared by all its test images,
+    pooled over the arms (each as :func:`rows_by_seed` gives it) with two or more seeds and
+    images; ``(nan, 0)`` when there is none."""
+    repeated = [s for s in seeds_by_arm if len(s) >= 2 and len(next(iter(s.values()))) >= 2]
+    if not repeated:
+        return math.nan, 0
+    matrices = [seed_matrix(s, metric, sorted(next(iter(s.values())))) for s in repeated]
+    return pooled_noise(matrices).shared, len(repeated)
 
 
 def reference_rules(reference: dict | list[dict]) -> list[dict]:
@@ -556,6 +589,7 @@ def build_table(
             for images in seeds[arm].values():
                 if any(metric not in row for row in images.values()):
                     raise ValueError(f"arm '{arm}': metric {metric!r} is missing in its runs")
+    shift = {metric: shared_shift_variance(seeds.values(), metric)[0] for metric in metrics}
     rows, organ_rows = [], []
     for arm in arms:
         ref = reference_arm(arm, reference, seeds)
@@ -574,21 +608,28 @@ def build_table(
             row[f"{metric}_spread"] = (
                 float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else math.nan
             )
+            known = math.isfinite(shift[metric])
+            run_sd = math.sqrt(shift[metric] / len(seeds[arm])) if known else math.nan
             per_image = np.array(list(_image_means(seeds[arm], metric).values()))
             row[f"{metric}_low"], row[f"{metric}_high"] = bootstrap_mean(
-                per_image, n_bootstrap, bootstrap_seed, level
+                per_image, n_bootstrap, bootstrap_seed, level, run_sd if known else 0.0
             )
-            difference = (math.nan, math.nan, math.nan, 0)
+            row[f"{metric}_run_sd"] = run_sd
+            difference = images_only = (math.nan, math.nan, math.nan, 0)
+            diff_sd = math.nan
             if ref in seeds and ref != arm:
-                difference = paired_difference(
-                    _image_means(seeds[arm], metric),
-                    _image_means(seeds[ref], metric),
-                    n_bootstrap,
-                    bootstrap_seed,
-                    level,
-                )
+                pair = (_image_means(seeds[arm], metric), _image_means(seeds[ref], metric))
+                images_only = paired_difference(*pair, n_bootstrap, bootstrap_seed, level)
+                difference = images_only
+                if known:
+                    diff_sd = math.sqrt(shift[metric] * (1 / len(seeds[arm]) + 1 / len(seeds[ref])))
+                    difference = paired_difference(
+                        *pair, n_bootstrap, bootstrap_seed, level, diff_sd
+                    )
             for suffix, value in zip(("diff", "diff_low", "diff_high"), difference[:3]):
                 row[f"{metric}_{suffix}"] = value
+            row[f"{metric}_diff_images_low"], row[f"{metric}_diff_images_high"] = images_only[1:3]
+            row[f"{metric}_diff_run_sd"] = diff_sd
             row["paired_images"] = difference[3] if ref != arm else row["images"]
         rows.append(row)
         images = next(iter(seeds[arm].values()))
@@ -796,8 +837,9 @@ def markdown_table(
     lines = [
         f"Reference of each arm: the same arm with {rule}. Values: mean ± sample standard "
         "deviation over seeds of the per-image mean. Δ: per-image paired difference to the "
-        f"reference (averaged over seeds), percentile bootstrap over images "
-        f"(n={bootstrap['n']}, seed={bootstrap['seed']}). Steps x batch: the segmenter's "
+        "reference (averaged over seeds); its interval: percentile bootstrap over images "
+        f"(n={bootstrap['n']}, seed={bootstrap['seed']}) plus a training run's shift where "
+        "it can be estimated (see below the table). Steps x batch: the segmenter's "
         f"training budget. {plateau_sentence(plateau)}",
         "",
         "| " + " | ".join(header) + " |",
@@ -833,25 +875,29 @@ def markdown_table(
 
 
 def training_noise_sentence(runs: list[Run], metrics: list[str]) -> str:
-    """The table's note on the training noise its Δ intervals leave out: per metric, the sd of
-    a run's shift shared by all its test images, pooled over the arms with two or more seeds
-    (:mod:`histo_gan.metrics.seed_noise`); ``""`` when no arm has two seeds."""
-    by_arm = runs_by_arm(runs)
-    repeated = [rows_by_seed(arm_runs) for arm_runs in by_arm.values()]
-    repeated = [s for s in repeated if len(s) >= 2 and len(next(iter(s.values()))) >= 2]
-    if not repeated:
+    """The table's note on the training noise in its intervals: per metric, the sd of a run's
+    shift shared by all its test images, pooled over the arms with two or more seeds
+    (:func:`shared_shift_variance`), which every interval includes; or that the intervals are
+    over images alone because no arm has two seeds."""
+    if not runs:
         return ""
-    parts = []
+    seeds = [rows_by_seed(arm_runs) for arm_runs in runs_by_arm(runs).values()]
+    parts, pooled = [], 0
     for metric in metrics:
-        matrices = [seed_matrix(s, metric, sorted(next(iter(s.values())))) for s in repeated]
-        sd = math.sqrt(pooled_noise(matrices).shared)
-        parts.append(f"{metric} {sd:.4f}" if math.isfinite(sd) else f"{metric} n/a")
-    arms = f"{len(repeated)} arm{'s' * (len(repeated) > 1)}"
+        variance, pooled = shared_shift_variance(seeds, metric)
+        if not pooled:
+            return (
+                "Training noise: no arm has two seeds, so the shift of a training run shared by "
+                "all its test images is not estimated and the intervals resample images only; "
+                "they are too narrow by that shift.\n"
+            )
+        parts.append(f"{metric} {math.sqrt(variance):.4f}")
+    arms = f"{pooled} arm{'s' * (pooled > 1)}"
     return (
-        "Training noise the Δ intervals leave out (they resample images): a run's shift shared "
-        f"by all its test images, sd {', '.join(parts)} (pooled over {arms} with two or more "
-        "seeds; histo_gan.metrics.seed_noise); it adds sd·√(1/seeds + 1/reference seeds) to a "
-        "Δ's standard error.\n"
+        "Training noise in the intervals: besides the images they resample, each adds a run's "
+        f"shift shared by all its test images, sd {', '.join(parts)} (pooled over {arms} with "
+        "two or more seeds; histo_gan.metrics.seed_noise), as sd·√(1/seeds + 1/reference "
+        "seeds) for a Δ and sd/√seeds for a mean.\n"
     )
 
 
@@ -911,8 +957,8 @@ def _budget_lines(rows: list[dict]) -> tuple[dict[str, list[dict]], dict[str, di
 
 def plot_budgets(rows: list[dict], metric: str, path: Path, level: float = 0.95) -> bool:
     """Metric against labeled images, one line per data source (and model, when the rows hold
-    more than one), shaded and with error bars: the bootstrap interval over test images of each
-    arm's mean (``<metric>_low`` / ``_high``); the lines are shifted a little sideways so that
+    more than one), shaded and with error bars: the interval of each arm's mean over test
+    images and training runs (``<metric>_low`` / ``_high``); the lines are shifted a little sideways so that
     their bars do not hide each other. Synthetic-only arms (budget 0): horizontal dashed
     lines. False (and no file) when no budget is numeric and positive."""
     import matplotlib

@@ -8,9 +8,11 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
+from histo_gan import report
 from histo_gan.cli import main as cli_main
 from histo_gan.report import (
     Training,
@@ -135,7 +137,17 @@ def test_table_numbers_match_a_hand_computation(tmp_path):
     assert hou["aji_spread"] == pytest.approx(math.sqrt(0.005))
     # real per image over seeds: 0.4, 0.5, 0.6 -> differences 0.05, 0.10, 0.30
     assert hou["aji_diff"] == pytest.approx(0.15)
-    assert 0.05 - 1e-9 <= hou["aji_diff_low"] < 0.15 < hou["aji_diff_high"] <= 0.30 + 1e-9
+    low, high = hou["aji_diff_images_low"], hou["aji_diff_images_high"]
+    assert 0.05 - 1e-9 <= low < 0.15 < high <= 0.30 + 1e-9
+    # a run's shared shift, method of moments (histo_gan.metrics.seed_noise): real has
+    # within-image variance 0.02 and seed means 0.4, 0.6 (variance 0.02) -> s_u^2 = 0.02;
+    # real+hou has within 0.025 / 3 and seed means 0.6, 0.7 (variance 0.005) -> s_e^2 = 0.005,
+    # s_u^2 = 0.005 - 0.005 / 3; pooled (one degree of freedom each): their mean
+    shared = (0.02 + 0.01 / 3) / 2
+    assert hou["aji_diff_run_sd"] == pytest.approx(math.sqrt(shared * (1 / 2 + 1 / 2)))
+    assert real["aji_run_sd"] == pytest.approx(math.sqrt(shared / 2))
+    # the interval with the shift is the wider one, on both sides
+    assert hou["aji_diff_low"] < low and hou["aji_diff_high"] > high
     assert hou["paired_images"] == 3 and hou["reference"] == "Segmenter | real | 2"
     liver = [o for o in organs if o["data"] == "real+hou" and o["organ"] == "liver"][0]
     assert liver["aji"] == pytest.approx((0.4 + 0.6 + 0.5 + 0.6) / 4) and liver["images"] == 2
@@ -422,12 +434,27 @@ def test_arm_interval_is_the_bootstrap_over_images_of_the_seed_mean(tmp_path):
     # a resampled mean is 0.3 (all three draws the 0.3 image) with chance 1/27 = 3.7% > 2.5%:
     # the 2.5% quantile is 0.3, and 0.5 the 97.5% one
     assert (row["aji_low"], row["aji_high"]) == pytest.approx((0.3, 0.5))
+    # seed means 0.4 and 0.4: no shared shift (s_u^2 = 0), so nothing is added
+    assert row["aji_run_sd"] == 0.0
+
+
+def test_a_shift_no_image_sees_widens_the_interval_by_its_normal_quantiles():
+    """Equal values: every resample has the same mean, so the interval is that of the added
+    shift alone, mean +- 1.96 sd."""
+    values = np.full(5, 0.4)
+    assert report.bootstrap_mean(values, 200, 0, 0.95) == pytest.approx((0.4, 0.4))
+    low, high = report.bootstrap_mean(values, 40000, 0, 0.95, shift_sd=0.05)
+    assert (low, high) == pytest.approx((0.4 - 1.96 * 0.05, 0.4 + 1.96 * 0.05), abs=0.002)
+    # the image draws come first, so the images-only part of a paired difference is unchanged
+    arm, ref = {"a": 0.5, "b": 0.7, "c": 0.2}, {"a": 0.4, "b": 0.4, "c": 0.3}
+    plain = report.paired_difference(arm, ref, 1000, 3, 0.95)
+    assert plain == report.paired_difference(arm, ref, 1000, 3, 0.95, shift_sd=0.0)
+    wider = report.paired_difference(arm, ref, 1000, 3, 0.95, shift_sd=0.1)
+    assert wider[0] == plain[0] and wider[1] < plain[1] and wider[2] > plain[2]
 
 
 def test_budget_plot_has_one_line_per_data_source_with_bands(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
-
-    from histo_gan import report
 
     table = []
     for data, budget, value in (

@@ -74,7 +74,7 @@ def test_estimates_and_variance_match_simulated_runs():
     assert np.mean(differences) == pytest.approx(0.03, abs=0.002)
 
 
-def test_the_report_names_the_shared_shift_it_leaves_out(tmp_path):
+def test_the_report_names_the_shared_shift_its_intervals_include(tmp_path):
     from histo_gan.report import load_run, training_noise_sentence
     from tests.unit.test_report import rows, write_run
 
@@ -85,4 +85,5 @@ def test_the_report_names_the_shared_shift_it_leaves_out(tmp_path):
     sentence = training_noise_sentence(runs, ["aji"])
     # var of the seed means (0.5, 0.52) is 0.0002, no per-image rest: sd 0.0141
     assert "sd aji 0.0141 (pooled over 1 arm with two or more seeds" in sentence
-    assert training_noise_sentence(runs[:1], ["aji"]) == ""
+    assert "too narrow by that shift" in training_noise_sentence(runs[:1], ["aji"])
+    assert training_noise_sentence([], ["aji"]) == ""
