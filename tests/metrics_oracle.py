@@ -19,19 +19,8 @@ from scipy.spatial.distance import cdist, directed_hausdorff
 
 # Every score of METRICS.md, by kind: the overlap scores are 1 on identical label maps and the
 # distances (pixels) 0.
-OVERLAP_SCORES = (
-    "dice",
-    "dice2",
-    "dice_avg",
-    "aji",
-    "aji_plus",
-    "dq",
-    "sq",
-    "pq",
-    "f1",
-    "precision",
-    "recall",
-    "object_dice",
+OVERLAP_SCORES = tuple(
+    "dice dice2 dice_avg aji aji_plus dq sq pq f1 precision recall object_dice".split()
 )
 DISTANCE_SCORES = ("hausdorff", "hd95", "object_hausdorff")
 
