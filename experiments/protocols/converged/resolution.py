@@ -10,8 +10,8 @@ The runs, arms and references are the report's (``histo_gan.report``: the protoc
 :mod:`histo_gan.metrics.seed_noise`'s: per test image, ``y_si = m_i + u_s + e_si``, a run's
 shift ``u_s`` shared by all its images and the per-image rest ``e_si``, pooled over the arms
 with two or more seeds. For each arm against its reference, the standard error of the paired
-difference is split into the test images' part (what the report's bootstrap measures) and
-the shared shift's part (what it leaves out), and the smallest difference a design detects
+difference is split into the test images' part (what a bootstrap over images measures) and
+the shared shift's part (what the report adds to that bootstrap), and the smallest difference a design detects
 with power 0.8 in a two-sided test at 0.05 is given for the tested design and for more test
 images or seeds (the same variance components; ``s_img^2``, the spread of the true
 per-image effect, is ``var_i(D_i) - s_e^2 (1/S_a + 1/S_r)``, at least 0). With two or three
@@ -109,8 +109,8 @@ def markdown(records: list[dict], noise: TrainingNoise, metric: str, protocol: P
         f"{noise.arms} arms ({noise.degrees_of_freedom} degrees of freedom): a run's shift "
         f"shared by all its images sd {math.sqrt(noise.shared):.4f}, the per-image rest sd "
         f"{math.sqrt(noise.per_image):.4f}. SE: standard error of the paired difference, from "
-        "the test images (what the report's bootstrap measures) and from the training seeds "
-        f"(what it leaves out). Detectable: the smallest true difference found with power "
+        "the test images (what a bootstrap over images measures) and from the training seeds "
+        f"(what the report adds to it). Detectable: the smallest true difference found with power "
         f"{POWER} by a two-sided test at {ALPHA}.",
         "",
         "| arm | reference | seeds | images | Δ | SE images | SE seeds | SE | detectable |",
