@@ -958,9 +958,9 @@ def _budget_lines(rows: list[dict]) -> tuple[dict[str, list[dict]], dict[str, di
 def plot_budgets(rows: list[dict], metric: str, path: Path, level: float = 0.95) -> bool:
     """Metric against labeled images, one line per data source (and model, when the rows hold
     more than one), shaded and with error bars: the interval of each arm's mean over test
-    images and training runs (``<metric>_low`` / ``_high``); the lines are shifted a little sideways so that
-    their bars do not hide each other. Synthetic-only arms (budget 0): horizontal dashed
-    lines. False (and no file) when no budget is numeric and positive."""
+    images and training runs (``<metric>_low`` / ``_high``); the lines are shifted a little
+    sideways so that their bars do not hide each other. Synthetic-only arms (budget 0):
+    horizontal dashed lines. False (and no file) when no budget is numeric and positive."""
     import matplotlib
 
     matplotlib.use("Agg")

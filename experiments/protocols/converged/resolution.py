@@ -11,11 +11,11 @@ The runs, arms and references are the report's (``histo_gan.report``: the protoc
 shift ``u_s`` shared by all its images and the per-image rest ``e_si``, pooled over the arms
 with two or more seeds. For each arm against its reference, the standard error of the paired
 difference is split into the test images' part (what a bootstrap over images measures) and
-the shared shift's part (what the report adds to that bootstrap), and the smallest difference a design detects
-with power 0.8 in a two-sided test at 0.05 is given for the tested design and for more test
-images or seeds (the same variance components; ``s_img^2``, the spread of the true
-per-image effect, is ``var_i(D_i) - s_e^2 (1/S_a + 1/S_r)``, at least 0). With two or three
-seeds per arm the training terms are rough: read them as orders of magnitude.
+the shared shift's part (what the report adds to that bootstrap), and the smallest difference
+a design detects with power 0.8 in a two-sided test at 0.05 is given for the tested design
+and for more test images or seeds (the same variance components; ``s_img^2``, the spread of
+the true per-image effect, is ``var_i(D_i) - s_e^2 (1/S_a + 1/S_r)``, at least 0). With two
+or three seeds per arm the training terms are rough: read them as orders of magnitude.
 """
 
 from __future__ import annotations
