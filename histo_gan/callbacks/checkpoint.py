@@ -17,7 +17,8 @@ class RunCheckpoint(ModelCheckpoint):
     Lightning's ``ModelCheckpoint(monitor=..., save_last=True)`` refreshes ``last.ckpt`` only
     when the monitored value improves; this one writes it after every training epoch (and
     after a validation inside an epoch), whatever the score and however rarely validation
-    runs. Without ``monitor`` there is no ``best.ckpt``. Files are written to a temporary
+    runs, and at the batch where a run is told to stop mid-epoch, so that resuming finishes
+    that epoch. Without ``monitor`` there is no ``best.ckpt``. Files are written to a temporary
     name and renamed, so a killed run never leaves a torn checkpoint. ``dirpath`` defaults to
     ``<run folder>/checkpoints``.
 
@@ -64,8 +65,18 @@ class RunCheckpoint(ModelCheckpoint):
         if not self._should_save_on_train_epoch_end(trainer):
             self._refresh_last(trainer)
 
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        # A run told to stop inside an epoch (ChunkTimer, a signal) is saved here, before the
+        # loop closes the epoch: a checkpoint written at the epoch's or the training's end
+        # records that epoch as finished, and the resumed run would skip its remaining batches
+        # (an epoch-budgeted GAN lost up to an epoch per chunk). Lightning runs checkpoint
+        # callbacks after the others, so a stop requested by this batch's hooks is seen.
+        if trainer.should_stop:
+            self._refresh_last(trainer)
+
     def on_train_end(self, trainer, pl_module) -> None:
-        # A run stopped between epochs (ChunkTimer, a step budget) keeps its latest state too.
+        # A run stopped between epochs (a step budget) keeps its latest state too.
         self._refresh_last(trainer)
 
     def _refresh_last(self, trainer) -> None:

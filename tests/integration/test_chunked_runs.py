@@ -52,6 +52,18 @@ def test_a_chunk_stops_early_and_the_next_one_finishes_the_budget(tmp_path, monk
     assert (tmp_path / "chunked" / "version_1" / "checkpoints" / "last.ckpt").is_file()
 
 
+def test_a_chunk_stopped_inside_an_epoch_resumes_that_epoch(tmp_path, monkeypatch, repo_root):
+    # 3 epochs of 2 batches: the first chunk stops after one batch; the resumed run must train
+    # the epoch's second batch too, not skip to the next epoch (6 steps in all, not 5)
+    monkeypatch.chdir(repo_root)
+    epochs = ("--trainer.max_epochs=3", "--trainer.max_steps=-1")
+    first = _fit(tmp_path, monkeypatch, *epochs, "--max_chunk_minutes=0.00001")
+    assert first["stopped_by_chunk_timer"] is True and first["global_step"] == 1
+    second = _fit(tmp_path, monkeypatch, *epochs, "--ckpt_path=last")
+    assert second["stopped_by_chunk_timer"] is False
+    assert second["global_step"] == 6
+
+
 class BarProbe(L.Callback):
     def __init__(self, bar: StepProgressBar) -> None:
         self.bar, self.seen = bar, []
