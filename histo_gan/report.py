@@ -34,7 +34,8 @@ their test images must not overlap.
     plateau: ../learning_curve/budget.json   # see "Training budget"
     synthetic_sets:                  # see "Synthetic sets"
       hou: null
-      pix2pixhd: ../cheng_daffgan/curve_pix2pixhd/stage2/plateau.json
+      pix2pixhd: [../cheng_daffgan/curve_pix2pixhd/stage1/plateau.json,
+                  ../cheng_daffgan/curve_pix2pixhd/stage2/plateau.json]
     expected:                        # see "Expected runs"
       - {data: real+hou, budget: 4, seeds: [0, 1],
          command: "bash experiments/protocols/fit_test.sh ... --seed_everything {seed}"}
@@ -99,9 +100,11 @@ exports other samples, so their spread includes the generator's retraining).
 it. ``synthetic_sets`` maps each set name (the ``NAME`` of ``data``, read from each run's
 ``config.yaml``, so arm overrides that rename ``data`` do not change it) to the
 ``plateau.json`` of its generator's learning curve
-(``experiments/protocols/converged/gan_curve.py``), or to ``null`` for a set made without
-training (the initial ``hou`` patches). ``table.md`` then ends with one line per set its runs
-use: ``flattened and settled``, ``flattened, not settled`` (or ``settling not measured`` for a
+(``experiments/protocols/converged/gan_curve.py``), to a list of them (each stage of a
+two-stage chain; each export of a set that was generated again, whose seeds then trained on
+different exports), or to ``null`` for a set made without training (the initial ``hou``
+patches). ``table.md`` then ends with one line per set its runs use, with each curve's
+verdict (one verdict for all of a set's curves when they agree): ``flattened and settled``, ``flattened, not settled`` (or ``settling not measured`` for a
 curve file without ``settled``), ``not flattened`` (the curve's verdict, with its file),
 ``made without training``, ``no learning curve named``, or ``incomplete`` (a curve whose run
 stopped before its ``max_steps``, whatever its tail reads); a set that is not flattened and
@@ -652,7 +655,8 @@ def synthetic_set_notes(set_names: Iterable[str], sets: dict, base: Path) -> lis
 
     ``set_names``: the sets the table's runs trained on (:func:`synthetic_set`; repeats are
     fine). ``sets``: set name -> path of its generator curve's ``plateau.json`` relative to
-    ``base``, or None for a set made without training.
+    ``base``, a list of such paths (every stage of a chain, every export the runs used), or
+    None for a set made without training.
     """
     lines = []
     for name in sorted(set(set_names)):
@@ -662,34 +666,41 @@ def synthetic_set_notes(set_names: Iterable[str], sets: dict, base: Path) -> lis
         if sets[name] is None:
             lines.append(f"- `{name}`: made without training")
             continue
-        path = base / sets[name]
-        if not path.is_file():
-            raise ValueError(f"{path}: the learning curve named for set {name!r} does not exist")
-        curve = json.loads(path.read_text())
-        if "flattened" not in curve:
-            raise ValueError(f"{path}: not a learning curve's plateau.json (no 'flattened')")
-        if curve.get("complete") is False:
-            stopped = f"stopped at step {curve['trained_steps']} of {curve['max_steps']}"
-            lines.append(f"- `{name}`: **generator curve incomplete, {stopped}** ({sets[name]})")
-            continue
-        by_noise = curve.get("settled_by_noise") or (
-            abs(curve.get("improvement_over_tail", 0.0)) > curve.get("tolerance", math.inf)
-        )
-        if curve["flattened"] and curve.get("settled") and by_noise:
-            verdict = (
-                "**generator curve flattened and settled within its measure's noise "
-                f"(sd {curve['noise_sd']:.2g})**"
-            )
-        elif curve["flattened"] and curve.get("settled"):
-            verdict = "generator curve flattened and settled"
-        elif curve["flattened"] and "settled" not in curve:
-            verdict = "**generator curve flattened, settling not measured**"
-        elif curve["flattened"]:
-            verdict = "**generator curve flattened, not settled**"
+        paths = [sets[name]] if isinstance(sets[name], str) else list(sets[name])
+        verdicts = [(curve_verdict(base / path, name), Path(path).as_posix()) for path in paths]
+        if len({verdict for verdict, _ in verdicts}) == 1:  # one verdict, all its files
+            lines.append(f"- `{name}`: {verdicts[0][0]} ({', '.join(p for _, p in verdicts)})")
         else:
-            verdict = "**generator curve not flattened**"
-        lines.append(f"- `{name}`: {verdict} ({Path(sets[name]).as_posix()})")
+            lines.append(f"- `{name}`: " + "; ".join(f"{v} ({p})" for v, p in verdicts))
     return lines
+
+
+def curve_verdict(path: Path, set_name: str) -> str:
+    """What one generator curve's ``plateau.json`` says (see "Synthetic sets"); bold unless
+    flattened and settled on its own tolerance."""
+    if not path.is_file():
+        raise ValueError(f"{path}: the learning curve named for set {set_name!r} does not exist")
+    curve = json.loads(path.read_text())
+    if "flattened" not in curve:
+        raise ValueError(f"{path}: not a learning curve's plateau.json (no 'flattened')")
+    if curve.get("complete") is False:
+        stopped = f"stopped at step {curve['trained_steps']} of {curve['max_steps']}"
+        return f"**generator curve incomplete, {stopped}**"
+    by_noise = curve.get("settled_by_noise") or (
+        abs(curve.get("improvement_over_tail", 0.0)) > curve.get("tolerance", math.inf)
+    )
+    if curve["flattened"] and curve.get("settled") and by_noise:
+        return (
+            "**generator curve flattened and settled within its measure's noise "
+            f"(sd {curve['noise_sd']:.2g})**"
+        )
+    if curve["flattened"] and curve.get("settled"):
+        return "generator curve flattened and settled"
+    if curve["flattened"] and "settled" not in curve:
+        return "**generator curve flattened, settling not measured**"
+    if curve["flattened"]:
+        return "**generator curve flattened, not settled**"
+    return "**generator curve not flattened**"
 
 
 # --- expected runs ----------------------------------------------------------------------

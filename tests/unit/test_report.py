@@ -527,6 +527,14 @@ def test_rows_on_synthetic_sets_name_their_generators_curve_verdicts(tmp_path):
         "(sd 0.027)** (worse.json)",
     ]
     assert synthetic_set_notes([], sets, tmp_path) == []
+    # a chain's two stages (or two exports of a set): one verdict when they agree, else each
+    (tmp_path / "stage1.json").write_text(json.dumps({"flattened": True, "settled": True}))
+    chains = {"agree": ["stage1.json", "p2p.json"], "split": ["stage1.json", "noisy.json"]}
+    assert synthetic_set_notes(["split", "agree"], chains, tmp_path) == [
+        "- `agree`: generator curve flattened and settled (stage1.json, p2p.json)",
+        "- `split`: generator curve flattened and settled (stage1.json); "
+        "**generator curve flattened, not settled** (noisy.json)",
+    ]
     with pytest.raises(ValueError, match="missing.json: the learning curve named for set 'p2p'"):
         synthetic_set_notes(["p2p"], {"p2p": "missing.json"}, tmp_path)
     # Through the protocol: the notes end table.md.
