@@ -153,3 +153,26 @@ def test_a_run_stopped_before_its_budget_is_recorded_as_incomplete(tmp_path):
     gan_curve.main([str(tmp_path / "gan"), *args])
     record = json.loads((out / "plateau.json").read_text())
     assert (record["trained_steps"], record["complete"]) == (2100, True)
+
+
+def test_an_epoch_budget_is_complete_only_when_a_chunk_ended_by_it(tmp_path):
+    write_run(tmp_path / "gan", [0.30, 0.20, 0.15, 0.12, 0.11, 0.105, 0.10, 0.10, 0.10])
+    version = tmp_path / "gan" / "version_0"
+    (version / "config.yaml").write_text("trainer:\n  max_epochs: 48\n  max_steps: -1\n")
+    out = tmp_path / "curve"
+    args = [str(tmp_path / "gan"), "--metric", "val/l1", "--lower-is-better", "--out", str(out)]
+
+    def extent(summary: dict) -> tuple:
+        (version / "summary_fit.json").write_text(json.dumps({"max_steps": -1, **summary}))
+        gan_curve.main(args)
+        record = json.loads((out / "plateau.json").read_text())
+        return record["trained_steps"], record["trained_epochs"], record["complete"]
+
+    # the timer stopped the chunk inside epoch 47, which the loop counts as the 48th begun
+    stopped = {"global_step": 3050, "epochs": 48, "stopped_by_chunk_timer": True}
+    assert extent(stopped) == (3050, 48, False)
+    ended = {"global_step": 3072, "epochs": 48, "stopped_by_chunk_timer": False}
+    assert extent(ended) == (3072, 48, True)
+    # ended by something else before its budget (early stopping, say)
+    short = {"global_step": 1000, "epochs": 16, "stopped_by_chunk_timer": False}
+    assert extent(short) == (1000, 16, False)

@@ -31,8 +31,9 @@ of 2 or more; its root mean square over the curve is used). ``plateau.json`` the
 (``settled_by_noise``).
 
 A curve is judged as far as its run trained: ``plateau.json`` records ``trained_steps`` and
-``max_steps`` (from the chunks' ``summary_fit.json``, else the last ``config.yaml``) and
-``complete`` (a chunk reached ``max_steps``); the report calls an incomplete curve
+``max_steps`` or, for an epoch budget, ``trained_epochs`` and ``max_epochs`` (from the chunks'
+``summary_fit.json`` and ``config.yaml``) and ``complete`` (the budget reached, by a chunk that
+the chunk timer did not stop); the report calls an incomplete curve
 incomplete, whatever its tail reads. The run may also be a ``curve.csv`` this script wrote (step and one column per metric): a
 committed curve is judged again from its own file. Writes to ``--out``: ``curve.csv`` (step and every metric), ``plateau.json``
 (the rule's result, in the metric's own direction) and ``curve.png``.
@@ -104,22 +105,40 @@ def steadiness(values: list[float], tolerance: float, noise_sd: float = 0.0) -> 
 
 
 def training_extent(run: Path, curve: dict[int, dict[str, float]]) -> dict:
-    """``trained_steps``, ``max_steps`` and ``complete`` of a (chunked) run folder."""
-    trained = max(curve, default=0)
-    max_steps = None
-    for version in versions(run.parent, run.name):
+    """``trained_steps`` and, where the run's budget is known, ``complete``: with a step
+    budget (``max_steps``) whether a chunk reached it; with an epoch budget (``max_epochs``,
+    ``max_steps`` -1) whether the newest chunk ended by its budget, not by the chunk timer,
+    at ``max_epochs`` (``trained_epochs``). Read from the chunks' ``summary_fit.json``, else
+    the newest ``config.yaml``."""
+    trained, epochs = max(curve, default=0), 0
+    max_steps = max_epochs = ended_by_timer = None
+    for version in versions(run.parent, run.name):  # oldest first
         folder = run / f"version_{version}"
+        if (folder / "config.yaml").is_file():
+            config = yaml.safe_load((folder / "config.yaml").read_text()) or {}
+            trainer = config.get("trainer") or {}
+            max_steps = trainer.get("max_steps", max_steps)
+            max_epochs = trainer.get("max_epochs", max_epochs)
         summary = folder / "summary_fit.json"
         if summary.is_file():
             record = json.loads(summary.read_text())
             trained = max(trained, int(record.get("global_step", 0)))
+            epochs = max(epochs, int(record.get("epochs", 0)))
             max_steps = record.get("max_steps", max_steps)
-        elif (folder / "config.yaml").is_file() and max_steps is None:
-            config = yaml.safe_load((folder / "config.yaml").read_text()) or {}
-            max_steps = (config.get("trainer") or {}).get("max_steps")
-    if max_steps is None or max_steps < 0:
-        return {"trained_steps": trained}
-    return {"trained_steps": trained, "max_steps": int(max_steps), "complete": trained >= max_steps}
+            ended_by_timer = record.get("stopped_by_chunk_timer", ended_by_timer)
+    if max_steps is not None and max_steps > 0:
+        return {
+            "trained_steps": trained,
+            "max_steps": int(max_steps),
+            "complete": trained >= max_steps,
+        }
+    if max_epochs is not None and max_epochs > 0 and ended_by_timer is not None:
+        # a chunk stopped inside an epoch counts that epoch as begun: only a chunk that ended
+        # by the budget says the last epoch was trained to its end
+        done = not ended_by_timer and epochs >= max_epochs
+        return {"trained_steps": trained, "trained_epochs": epochs, "max_epochs": int(max_epochs),
+                "complete": done}  # fmt: skip
+    return {"trained_steps": trained}
 
 
 def read_curve(source: Path, names: list[str]) -> dict[int, dict[str, float]]:
