@@ -107,7 +107,7 @@ patches). ``table.md`` then ends with one line per set its runs use, with each c
 verdict (one verdict for all of a set's curves when they agree): ``flattened and settled``, ``flattened, not settled`` (or ``settling not measured`` for a
 curve file without ``settled``), ``not flattened`` (the curve's verdict, with its file),
 ``made without training``, ``no learning curve named``, or ``incomplete`` (a curve whose run
-stopped before its ``max_steps``, whatever its tail reads); a set that is not flattened and
+stopped before its ``max_steps`` or ``max_epochs``, whatever its tail reads); a set that is not flattened and
 settled is marked as such, so no one reads its rows as the method's converged result. A
 verdict that needed the measure's noise (a trend or a spread beyond the tolerance that the
 noise explains: ``settled_by_noise``, or ``|improvement_over_tail|`` above ``tolerance``) says
@@ -684,7 +684,11 @@ def curve_verdict(path: Path, set_name: str) -> str:
     if "flattened" not in curve:
         raise ValueError(f"{path}: not a learning curve's plateau.json (no 'flattened')")
     if curve.get("complete") is False:
-        stopped = f"stopped at step {curve['trained_steps']} of {curve['max_steps']}"
+        stopped = (
+            f"stopped at step {curve['trained_steps']} of {curve['max_steps']}"
+            if "max_steps" in curve
+            else f"stopped in epoch {curve['trained_epochs']} of {curve['max_epochs']}"
+        )
         return f"**generator curve incomplete, {stopped}**"
     by_noise = curve.get("settled_by_noise") or (
         abs(curve.get("improvement_over_tail", 0.0)) > curve.get("tolerance", math.inf)

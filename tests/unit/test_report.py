@@ -503,20 +503,25 @@ def test_rows_on_synthetic_sets_name_their_generators_curve_verdicts(tmp_path):
                       "improvement_over_tail": 0.07, "tolerance": 0.02, "noise_sd": 0.032},
         "cut.json": {"flattened": True, "settled": True, "complete": False,
                      "trained_steps": 1700, "max_steps": 2100},
+        "cut_epochs.json": {"flattened": True, "settled": True, "complete": False,
+                            "trained_steps": 3050, "trained_epochs": 48, "max_epochs": 48},
         # a tail 0.03 worse, beyond the tolerance: flat only given the noise, too
         "worse.json": {"flattened": True, "settled": True, "settled_by_noise": False,
                        "improvement_over_tail": -0.03, "tolerance": 0.02, "noise_sd": 0.027},
     }  # fmt: skip
     for name, curve in curves.items():
         (tmp_path / name).write_text(json.dumps(curve))
-    used = ["p2p", "p2p", "cyc", "old", "noisy", "hou", "diff", "c2st", "cut", "worse"]
+    used = ["p2p", "p2p", "cyc", "old", "noisy", "hou", "diff", "c2st", "cut", "cut_epochs",
+            "worse"]  # fmt: skip
     sets = {"p2p": "p2p.json", "cyc": "cyc.json", "old": "old.json", "noisy": "noisy.json",
-            "hou": None, "c2st": "c2st.json", "cut": "cut.json",
+            "hou": None, "c2st": "c2st.json", "cut": "cut.json", "cut_epochs": "cut_epochs.json",
             "worse": "worse.json"}  # fmt: skip
     assert synthetic_set_notes(used, sets, tmp_path) == [
         "- `c2st`: **generator curve flattened and settled within its measure's noise "
         "(sd 0.032)** (c2st.json)",
         "- `cut`: **generator curve incomplete, stopped at step 1700 of 2100** (cut.json)",
+        "- `cut_epochs`: **generator curve incomplete, stopped in epoch 48 of 48** "
+        "(cut_epochs.json)",
         "- `cyc`: **generator curve not flattened** (cyc.json)",
         "- `diff`: **no learning curve named**",
         "- `hou`: made without training",
