@@ -107,8 +107,9 @@ patches). ``table.md`` then ends with one line per set its runs use, with each c
 verdict (one verdict for all of a set's curves when they agree): ``flattened and settled``, ``flattened, not settled`` (or ``settling not measured`` for a
 curve file without ``settled``), ``not flattened`` (the curve's verdict, with its file),
 ``made without training``, ``no learning curve named``, or ``incomplete`` (a curve whose run
-stopped before its ``max_steps`` or ``max_epochs``, whatever its tail reads); a set that is not flattened and
-settled is marked as such, so no one reads its rows as the method's converged result. A
+stopped before its ``max_steps`` or ``max_epochs``, whatever its tail reads); a set that is
+not flattened and settled is marked as such, so no one reads its rows as the method's
+converged result. A
 verdict that needed the measure's noise (a trend or a spread beyond the tolerance that the
 noise explains: ``settled_by_noise``, or ``|improvement_over_tail|`` above ``tolerance``) says
 ``within its measure's noise (sd ...)``: the measure saw no movement, which is not the same as
