@@ -103,17 +103,17 @@ it. ``synthetic_sets`` maps each set name (the ``NAME`` of ``data``, read from e
 (``experiments/protocols/converged/gan_curve.py``), to a list of them (each stage of a
 two-stage chain; each export of a set that was generated again, whose seeds then trained on
 different exports), or to ``null`` for a set made without training (the initial ``hou``
-patches). ``table.md`` then ends with one line per set its runs use, with each curve's
-verdict (one verdict for all of a set's curves when they agree): ``flattened and settled``, ``flattened, not settled`` (or ``settling not measured`` for a
-curve file without ``settled``), ``not flattened`` (the curve's verdict, with its file),
-``made without training``, ``no learning curve named``, or ``incomplete`` (a curve whose run
-stopped before its ``max_steps`` or ``max_epochs``, whatever its tail reads); a set that is
-not flattened and settled is marked as such, so no one reads its rows as the method's
-converged result. A
-verdict that needed the measure's noise (a trend or a spread beyond the tolerance that the
-noise explains: ``settled_by_noise``, or ``|improvement_over_tail|`` above ``tolerance``) says
-``within its measure's noise (sd ...)``: the measure saw no movement, which is not the same as
-a generator that moved less than the tolerance.
+patches). ``table.md`` then ends with one line per set its runs use, with each curve's verdict
+(one verdict for all of a set's curves when they agree): ``flattened and settled``,
+``flattened, not settled`` (or ``settling not measured`` for a curve file without ``settled``),
+``not flattened`` (the curve's verdict, with its file), ``made without training``,
+``no learning curve named``, or ``incomplete`` (a curve whose run stopped before its ``max_steps``
+or ``max_epochs``, whatever its tail reads); a set that is not flattened and settled is marked
+as such, so no one reads its rows as the method's converged result. A verdict that needed the
+measure's noise (a trend or a spread beyond the tolerance that the noise explains:
+``settled_by_noise``, or ``|improvement_over_tail|`` above ``tolerance``) says ``within its
+measure's noise (sd ...)``: the measure saw no movement, which is not the same as a generator
+that moved less than the tolerance.
 
 **Expected runs.** ``expected`` lists what the protocol needs; the report is built from the
 finished runs alone and writes ``missing.md`` (also printed) with every expected run that is
