@@ -20,6 +20,11 @@ __all__ = ["ChunkTimer"]
 class ChunkTimer(L.Callback):
     """Stop training once ``max_minutes`` of wall time have passed since training started.
 
+    Under DDP rank 0's clock decides, broadcast at every batch, so that all processes stop
+    after the same batch (each on its own clock, one would leave the loop while another waits
+    for it in the next step's gradient all-reduce, and the checkpoint saved at the stop would
+    wait in its barrier).
+
     Args:
         max_minutes: length of the chunk in minutes (> 0).
     """
@@ -35,6 +40,9 @@ class ChunkTimer(L.Callback):
         self.started = time.monotonic()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.started is not None and time.monotonic() - self.started >= self.max_seconds:
+        if self.started is None:
+            return
+        elapsed = time.monotonic() - self.started >= self.max_seconds
+        if trainer.strategy.broadcast(elapsed, src=0):
             trainer.should_stop = True
             self.stopped_early = True
