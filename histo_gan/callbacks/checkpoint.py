@@ -67,16 +67,17 @@ class RunCheckpoint(ModelCheckpoint):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-        # A run told to stop inside an epoch (ChunkTimer, a signal) is saved here, before the
-        # loop closes the epoch: a checkpoint written at the epoch's or the training's end
-        # records that epoch as finished, and the resumed run would skip its remaining batches
-        # (an epoch-budgeted GAN lost up to an epoch per chunk). Lightning runs checkpoint
-        # callbacks after the others, so a stop requested by this batch's hooks is seen.
+        # A run told to stop inside an epoch (ChunkTimer, Lightning's Timer) is saved here,
+        # before the loop closes the epoch: a checkpoint written at the epoch's or the
+        # training's end records that epoch as finished, and the resumed run would skip its
+        # remaining batches (an epoch-budgeted GAN lost up to an epoch per chunk). Lightning
+        # runs checkpoint callbacks after the others, so a stop requested by this batch's hooks
+        # is seen.
         if trainer.should_stop:
             self._refresh_last(trainer)
 
     def on_train_end(self, trainer, pl_module) -> None:
-        # A run stopped between epochs (a step budget) keeps its latest state too.
+        # A run that ends by its budget (steps or epochs) keeps its final state too.
         self._refresh_last(trainer)
 
     def _refresh_last(self, trainer) -> None:

@@ -108,8 +108,8 @@ def training_extent(run: Path, curve: dict[int, dict[str, float]]) -> dict:
     """``trained_steps`` and, where the run's budget is known, ``complete``: with a step
     budget (``max_steps``) whether a chunk reached it; with an epoch budget (``max_epochs``,
     ``max_steps`` -1) whether the newest chunk ended by its budget, not by the chunk timer,
-    at ``max_epochs`` (``trained_epochs``). Read from the chunks' ``summary_fit.json``, else
-    the newest ``config.yaml``."""
+    at ``max_epochs`` (``trained_epochs``). Budgets from the newest ``config.yaml``, steps,
+    epochs and how each chunk ended from the chunks' ``summary_fit.json``."""
     trained, epochs = max(curve, default=0), 0
     max_steps = max_epochs = ended_by_timer = None
     for version in versions(run.parent, run.name):  # oldest first
@@ -136,8 +136,12 @@ def training_extent(run: Path, curve: dict[int, dict[str, float]]) -> dict:
         # a chunk stopped inside an epoch counts that epoch as begun: only a chunk that ended
         # by the budget says the last epoch was trained to its end
         done = not ended_by_timer and epochs >= max_epochs
-        return {"trained_steps": trained, "trained_epochs": epochs, "max_epochs": int(max_epochs),
-                "complete": done}  # fmt: skip
+        return {
+            "trained_steps": trained,
+            "trained_epochs": epochs,
+            "max_epochs": int(max_epochs),
+            "complete": done,
+        }
     return {"trained_steps": trained}
 
 
