@@ -125,7 +125,11 @@ not there and the command that finishes it. Two kinds of entry:
 - ``sweep`` (a sweep YAML) and ``runs`` (the folder its trials are collected into): every
   trial of the sweep is expected in ``runs/<label>`` (the folder name ``collect_results.py``
   gives it, :func:`histo_gan.sweep_file.trial_label`); the command runs the sweep (finished trials
-  are skipped) and collects it, unless the entry gives its own ``command``.
+  are skipped) and collects it, unless the entry gives its own ``command``. Below it,
+  ``missing.md`` names the synthetic sets the missing trials read (the ``data.synthetic`` root
+  of their configs, :func:`synthetic_root`) with the configs that name each and the newest
+  curve ``synthetic_sets`` gives it: sets live on the machine that made them (``runs/``), so
+  a new machine makes them again before their trials.
 
 With ``expected`` set, ``table.md`` ends with the count of missing runs, and a protocol with
 no finished run yet writes empty tables and ``missing.md``.
@@ -155,7 +159,7 @@ import yaml
 
 from histo_gan.files import write_text_atomic
 from histo_gan.metrics.seed_noise import pooled_noise
-from histo_gan.sweep_file import expand_trials, load_sweep, trial_label
+from histo_gan.sweep_file import expand_trials, load_sweep, trial_command, trial_label
 
 __all__ = [
     "Arm",
@@ -720,6 +724,7 @@ class Missing:
     items: tuple[str, ...]
     expected: int
     commands: tuple[str, ...]
+    synthetic_sets: tuple[str, ...] = ()  # one line per set its missing trials read
 
 
 def _repo_relative(path: Path) -> str:
@@ -755,31 +760,121 @@ def _missing_seeds(entry: dict, runs: list[Run]) -> Missing:
     )
 
 
-def _missing_trials(entry: dict, base: Path) -> Missing:
+def _repo_root(path: Path) -> Path:
+    """The repository above ``path`` (the folder with ``pyproject.toml``), else its parent."""
+    resolved = path.resolve()
+    return next((p for p in resolved.parents if (p / "pyproject.toml").is_file()), resolved.parent)
+
+
+def _option_values(command: list[str], option: str) -> list[str]:
+    """The values given to ``option`` in ``command``, as ``--option value`` or ``--option=value``."""
+    values = []
+    for i, token in enumerate(command):
+        if token == option and i + 1 < len(command):
+            values.append(command[i + 1])
+        elif token.startswith(f"{option}="):
+            values.append(token.split("=", 1)[1])
+    return values
+
+
+def _dig(tree, *keys):
+    """``tree[k1][k2]...``, or None where a level is missing or not a mapping."""
+    for key in keys:
+        if not isinstance(tree, dict):
+            return None
+        tree = tree.get(key)
+    return tree
+
+
+def synthetic_root(command: list[str], repo: Path) -> tuple[str, str] | None:
+    """``(root, where it is set)`` of the synthetic set a trial's fit reads, or None.
+
+    The last ``--config`` (relative to ``repo``) whose ``data.synthetic.init_args.root`` is set
+    wins, as in the fit's own parsing; a ``--data.synthetic.init_args.root`` argument overrides
+    them all. A config that cannot be read is skipped (the trial itself will name it).
+    """
+    found = None
+    for config in _option_values(command, "--config"):
+        try:
+            root = _dig(
+                yaml.safe_load((repo / config).read_text()),
+                "data",
+                "synthetic",
+                "init_args",
+                "root",
+            )
+        except (OSError, yaml.YAMLError):
+            continue
+        if root:
+            found = (str(root), config)
+    override = _option_values(command, "--data.synthetic.init_args.root")
+    return (override[-1], "its command") if override else found
+
+
+def _set_lines(found: Iterable[tuple[str, str]], sets: dict, base: Path) -> tuple[str, ...]:
+    """One line per synthetic set root in ``found`` (``(root, config)`` pairs): the configs
+    that name it and, where the protocol's ``synthetic_sets`` names its generator's curves, the
+    newest of them (its folder's README holds the commands that made the set)."""
+    lines = []
+    for root, configs in _grouped(found).items():
+        line = f"- `{root}` (named by {', '.join(configs)})"
+        curves = sets.get(Path(root).name)
+        if curves:
+            newest = curves[-1] if isinstance(curves, list) else curves
+            line += f"; generator curve: {_repo_relative(base / newest)}"
+        lines.append(line)
+    return tuple(lines)
+
+
+def _missing_trials(entry: dict, base: Path, sets: dict) -> Missing:
     """A sweep entry: the sweep's trials without a finished run in ``runs/<label>``."""
     if "runs" not in entry:
         raise ValueError(f"expected entry {entry}: a sweep entry needs 'runs' (its folder)")
     sweep, folder = base / entry["sweep"], base / entry["runs"]
-    labels = [
-        trial_label(t)
-        for t in expand_trials(load_sweep(sweep), entry.get("count"), entry.get("seed", 0))
-    ]
+    spec = load_sweep(sweep)
+    trials = expand_trials(spec, entry.get("count"), entry.get("seed", 0))
+    labels = [trial_label(t) for t in trials]
     missing = [label for label in labels if not is_finished(folder / label)]
+    repo = _repo_root(sweep)
+    roots = [
+        synthetic_root(trial_command(spec, trial), repo)
+        for trial, label in zip(trials, labels)
+        if label in missing
+    ]
     command = entry.get("command") or (
         f"histo-gan sweep {_repo_relative(sweep)} --parallel 2 && "
         f"python experiments/protocols/collect_results.py {_repo_relative(folder)} "
         f"--sweep runs/sweeps/{sweep.stem}"
     )
     what = f"sweep {_repo_relative(sweep)} into {_repo_relative(folder)}"
-    return Missing(what, tuple(missing), len(labels), (command,) if missing else ())
+    return Missing(
+        what,
+        tuple(missing),
+        len(labels),
+        (command,) if missing else (),
+        _set_lines(dict.fromkeys(found for found in roots if found), sets, base),
+    )
 
 
-def missing_runs(expected: list[dict], runs: list[Run], base: Path) -> list[Missing]:
-    """What each protocol ``expected`` entry lacks (see the module docstring)."""
+def missing_runs(
+    expected: list[dict], runs: list[Run], base: Path, sets: dict | None = None
+) -> list[Missing]:
+    """What each protocol ``expected`` entry lacks (see the module docstring); ``sets``: the
+    protocol's ``synthetic_sets``, to name the curve of each set that missing trials read."""
     return [
-        _missing_trials(entry, base) if "sweep" in entry else _missing_seeds(entry, runs)
+        _missing_trials(entry, base, sets or {})
+        if "sweep" in entry
+        else _missing_seeds(entry, runs)
         for entry in expected
     ]
+
+
+def _grouped(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """``{key: [values in order]}`` of ``(key, value)`` pairs."""
+    groups: dict[str, list[str]] = {}
+    for key, value in pairs:
+        groups.setdefault(key, []).append(value)
+    return groups
 
 
 def missing_markdown(missing: list[Missing]) -> str:
@@ -803,6 +898,15 @@ def missing_markdown(missing: list[Missing]) -> str:
             "",
         ]
         lines += [f"    {command}" for command in entry.commands] + [""]
+        if entry.synthetic_sets:
+            lines += [
+                "Synthetic sets these trials read, to be made before them on the machine "
+                "that runs them (each config's header says how; a curve's README has the "
+                "commands that made the set it names):",
+                "",
+                *entry.synthetic_sets,
+                "",
+            ]
     return "\n".join(lines)
 
 
@@ -1178,7 +1282,8 @@ def main(argv: list[str] | None = None) -> int:
     runs = [load_run(p, arm_overrides(p, rules, base)) for p in find_runs(paths)]
     if not runs and expected is None:
         raise ValueError(f"no run folders with test_metrics.json under {[str(p) for p in paths]}")
-    missing = missing_runs(expected, runs, base) if expected is not None else None
+    sets = protocol.get("synthetic_sets")
+    missing = missing_runs(expected, runs, base, sets) if expected is not None else None
     _, markdown = write_report(
         runs,
         out,

@@ -21,9 +21,11 @@ from histo_gan.report import (
     main,
     paired_difference,
     plateau_status,
+    synthetic_root,
     synthetic_set_notes,
     training_of,
 )
+from histo_gan.sweep_file import expand_trials, load_sweep, trial_command
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "report"
 
@@ -400,6 +402,52 @@ def test_expected_runs_are_listed_with_the_command_that_finishes_them(tmp_path):
     (tmp_path / "protocol.yaml").write_text(yaml.safe_dump(protocol))
     with pytest.raises(ValueError, match="already tested"):  # real_s0 and real+hou_s0 share an arm
         main(["--protocol", str(tmp_path / "protocol.yaml"), "--no-plots"])
+
+
+def test_missing_trials_name_the_synthetic_sets_they_read(tmp_path):
+    """A sweep's missing trials list the set roots their configs name (the last config that
+    sets one wins, a command-line root overrides it) and the protocol's curve of each set."""
+    (tmp_path / "pyproject.toml").write_text("")  # the repository the configs are relative to
+    (tmp_path / "mix").mkdir()
+    for name, root in [("real", None), ("real+hou", "sets/hou"), ("real+gan", "sets/gan")]:
+        data = {"synthetic_ratio": 0.5}
+        if root:
+            data["synthetic"] = {"class_path": "x.Folder", "init_args": {"root": root}}
+        (tmp_path / "mix" / f"{name}.yaml").write_text(yaml.safe_dump({"data": data}))
+    (tmp_path / "base.yaml").write_text(
+        yaml.safe_dump({"data": {"synthetic": {"init_args": {"root": "sets/base"}}}})
+    )
+    sweep = {
+        "program": "fit_test.sh",
+        "method": "grid",
+        "parameters": {
+            "config": {"values": ["mix/real.yaml", "mix/real+hou.yaml", "mix/real+gan.yaml"]},
+            "seed_everything": {"values": [0]},
+        },
+        "command": ["${env}", "bash", "${program}", "--config", "base.yaml", "${args}"],
+    }
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep))
+    write_trained_run(tmp_path / "runs" / "real+gan_s0", seed=0)  # finished: its set not listed
+    protocol = {
+        "runs": ["runs/*"],
+        "out": "out",
+        "metrics": ["aji"],
+        "synthetic_sets": {"hou": ["curves/a.json", "curves/b.json"]},
+        "expected": [{"sweep": "sweep.yaml", "runs": "runs"}],
+    }
+    (tmp_path / "protocol.yaml").write_text(yaml.safe_dump(protocol))
+    assert main(["--protocol", str(tmp_path / "protocol.yaml"), "--no-plots"]) == 0
+    missing = (tmp_path / "out" / "missing.md").read_text()
+    lines = [line for line in missing.splitlines() if line.startswith("- `")]
+    assert lines == [
+        "- `sets/base` (named by base.yaml)",  # real.yaml names none: base.yaml's stands
+        "- `sets/hou` (named by mix/real+hou.yaml); generator curve: curves/b.json",
+    ]
+    spec = load_sweep(tmp_path / "sweep.yaml")
+    command = trial_command(spec, expand_trials(spec)[1])
+    assert synthetic_root(command, tmp_path) == ("sets/hou", "mix/real+hou.yaml")
+    overridden = [*command, "--data.synthetic.init_args.root", "elsewhere/hou"]
+    assert synthetic_root(overridden, tmp_path) == ("elsewhere/hou", "its command")
 
 
 def test_a_protocol_with_no_finished_run_writes_what_is_missing(tmp_path):
