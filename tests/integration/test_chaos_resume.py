@@ -21,7 +21,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = str(REPO / "conf" / "experiment" / "baseline_unet_tiny.yaml")
-EPOCHS, STEPS_PER_EPOCH, KILLS = 16, 2, 4
+EPOCHS, STEPS_PER_EPOCH, KILLS = 10, 2, 3
 FIT = [
     sys.executable,
     "-m",

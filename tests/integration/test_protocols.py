@@ -35,6 +35,7 @@ TINY = [
     "--trainer.logger=false",
     "--data.num_workers=0",
     "--data.val_source=histo_gan.data.BundledSample",
+    "--data.batch_size=2",  # one step checks the stack; the paper-size ones train 16 x 256 px
 ]
 
 
