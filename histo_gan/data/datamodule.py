@@ -17,6 +17,8 @@
 - Under DDP each process trains on its own share of each epoch's patch keys
   (:class:`~histo_gan.data.patches.KeyShardSampler`) and scores its own share of the whole
   images, each exactly once (:class:`~histo_gan.data.patches.PaddedShardSampler`).
+- A run resumed from a checkpoint written inside an epoch goes on with that epoch's remaining
+  patches (:class:`ResumableDataLoader`).
 """
 
 from __future__ import annotations
@@ -63,6 +65,49 @@ class ForkSafeDataLoader(DataLoader):
             return super()._get_iterator()
         with threads_limited(1):
             return super()._get_iterator()
+
+
+class ResumableDataLoader(ForkSafeDataLoader):
+    """The training loader: a run resumed inside an epoch trains on the rest of that epoch.
+
+    Lightning saves :meth:`state_dict` with each checkpoint (a loader with ``state_dict`` and
+    ``load_state_dict`` counts as resumable) and hands it to :meth:`load_state_dict` when a run
+    resumes: the epoch and how many batches this loader had yielded in it. The first iteration
+    after a load then passes over that many batches of the same epoch, so a run stopped inside
+    an epoch (the chunk timer, a kill after a mid-epoch checkpoint) goes on with the patches an
+    uninterrupted run would have trained on next (each patch is a function of its key,
+    :class:`~histo_gan.data.patches.EpochKeySampler`); without it Lightning restarts the epoch
+    from its first batch, trains those again and never sees the epoch's last ones. A state of
+    another epoch (one that ended) skips nothing.
+
+    The iterator is created at the first batch, not at ``iter()``: Lightning calls ``iter()``
+    on a resumed run before it sets the sampler's epoch, and worker processes would draw their
+    indices from the sampler at once.
+    """
+
+    _resume: dict | None = None
+    _epoch: int | None = None
+    _yielded: int = 0
+
+    def state_dict(self) -> dict:
+        """``{"epoch": sampler epoch of the current iteration, "batches": yielded in it}``."""
+        return {"epoch": self._epoch, "batches": self._yielded}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._resume = dict(state)
+
+    def __iter__(self):
+        return self._batches()
+
+    def _batches(self):
+        epoch = getattr(self.sampler, "epoch", None)  # set by Lightning before the first batch
+        resume, self._resume = self._resume, None
+        skip = int(resume["batches"]) if resume and resume.get("epoch") == epoch else 0
+        self._epoch, self._yielded = epoch, 0
+        for batch in super().__iter__():
+            self._yielded += 1
+            if self._yielded > skip:
+                yield batch
 
 
 def _distributed() -> bool:
@@ -272,7 +317,7 @@ class HistoDataModule(L.LightningDataModule):
                     f"{sampler.num_replicas} processes leaves {len(sampler)} per process, "
                     f"less than one batch ({self.batch_size})"
                 )
-        return ForkSafeDataLoader(
+        return ResumableDataLoader(
             dataset,
             batch_size=self.batch_size,
             sampler=sampler,

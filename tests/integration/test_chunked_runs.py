@@ -4,6 +4,7 @@ budget; step-budgeted runs show steps, not "Epoch 7/-2"."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -13,6 +14,7 @@ from histo_gan.callbacks import StepProgressBar
 from histo_gan.cli import main
 from histo_gan.modules import SegmenterModule
 from histo_gan.networks import SmpUnet
+from tests.integration.patch_probe import read_digests
 
 
 def _fit(tmp_path, monkeypatch, *extra: str) -> dict:
@@ -54,14 +56,25 @@ def test_a_chunk_stops_early_and_the_next_one_finishes_the_budget(tmp_path, monk
 
 def test_a_chunk_stopped_inside_an_epoch_resumes_that_epoch(tmp_path, monkeypatch, repo_root):
     # 3 epochs of 2 batches: the first chunk stops after one batch; the resumed run must train
-    # the epoch's second batch too, not skip to the next epoch (6 steps in all, not 5)
+    # the epoch's second batch, not skip to the next epoch (6 steps in all, not 5) and not
+    # train the epoch's first batch again: the patches of an uninterrupted run, in its order
     monkeypatch.chdir(repo_root)
     epochs = ("--trainer.max_epochs=3", "--trainer.max_steps=-1")
-    first = _fit(tmp_path, monkeypatch, *epochs, "--max_chunk_minutes=0.00001")
+
+    def probe(out: Path) -> str:
+        return f"--trainer.callbacks+={{class_path: tests.integration.patch_probe.PatchProbe, init_args: {{out: {out}}}}}"
+
+    chunked, whole = probe(tmp_path / "chunked_keys"), probe(tmp_path / "whole_keys")
+    first = _fit(tmp_path, monkeypatch, *epochs, chunked, "--max_chunk_minutes=0.00001")
     assert first["stopped_by_chunk_timer"] is True and first["global_step"] == 1
-    second = _fit(tmp_path, monkeypatch, *epochs, "--ckpt_path=last")
+    second = _fit(tmp_path, monkeypatch, *epochs, chunked, "--ckpt_path=last")
     assert second["stopped_by_chunk_timer"] is False
     assert second["global_step"] == 6
+    (tmp_path / "whole").mkdir()
+    uninterrupted = _fit(tmp_path / "whole", monkeypatch, *epochs, whole)
+    assert uninterrupted["global_step"] == 6
+    resumed = read_digests(tmp_path / "chunked_keys")["rank0"]
+    assert len(resumed) == 36 and resumed == read_digests(tmp_path / "whole_keys")["rank0"]
 
 
 class BarProbe(L.Callback):
