@@ -729,10 +729,9 @@ class Missing:
 
 def _repo_relative(path: Path) -> str:
     """``path`` relative to the repository above it (the folder with ``pyproject.toml``)."""
-    resolved = path.resolve()
-    for parent in resolved.parents:
-        if (parent / "pyproject.toml").is_file():
-            return resolved.relative_to(parent).as_posix()
+    root = _repo_root(path)
+    if (root / "pyproject.toml").is_file():
+        return path.resolve().relative_to(root).as_posix()
     return path.as_posix()
 
 
@@ -789,24 +788,20 @@ def _dig(tree, *keys):
 def synthetic_root(command: list[str], repo: Path) -> tuple[str, str] | None:
     """``(root, where it is set)`` of the synthetic set a trial's fit reads, or None.
 
-    The last ``--config`` (relative to ``repo``) whose ``data.synthetic.init_args.root`` is set
-    wins, as in the fit's own parsing; a ``--data.synthetic.init_args.root`` argument overrides
-    them all. A config that cannot be read is skipped (the trial itself will name it).
+    The last ``--config`` (relative to ``repo``) that sets ``data.synthetic`` decides, as in
+    the fit's own parsing (``synthetic: null`` there: no set); a
+    ``--data.synthetic.init_args.root`` argument overrides them all. A config that cannot be
+    read is skipped (the trial itself will name it).
     """
     found = None
     for config in _option_values(command, "--config"):
         try:
-            root = _dig(
-                yaml.safe_load((repo / config).read_text()),
-                "data",
-                "synthetic",
-                "init_args",
-                "root",
-            )
+            data = _dig(yaml.safe_load((repo / config).read_text()), "data")
         except (OSError, yaml.YAMLError):
             continue
-        if root:
-            found = (str(root), config)
+        if isinstance(data, dict) and "synthetic" in data:  # a later config may unset it
+            root = _dig(data, "synthetic", "init_args", "root")
+            found = (str(root), config) if root else None
     override = _option_values(command, "--data.synthetic.init_args.root")
     return (override[-1], "its command") if override else found
 

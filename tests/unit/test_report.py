@@ -414,6 +414,7 @@ def test_missing_trials_name_the_synthetic_sets_they_read(tmp_path):
         if root:
             data["synthetic"] = {"class_path": "x.Folder", "init_args": {"root": root}}
         (tmp_path / "mix" / f"{name}.yaml").write_text(yaml.safe_dump({"data": data}))
+    (tmp_path / "mix" / "none.yaml").write_text("data: {synthetic: null}\n")
     (tmp_path / "base.yaml").write_text(
         yaml.safe_dump({"data": {"synthetic": {"init_args": {"root": "sets/base"}}}})
     )
@@ -448,6 +449,7 @@ def test_missing_trials_name_the_synthetic_sets_they_read(tmp_path):
     assert synthetic_root(command, tmp_path) == ("sets/hou", "mix/real+hou.yaml")
     overridden = [*command, "--data.synthetic.init_args.root", "elsewhere/hou"]
     assert synthetic_root(overridden, tmp_path) == ("elsewhere/hou", "its command")
+    assert synthetic_root([*command, "--config=mix/none.yaml"], tmp_path) is None  # unset later
 
 
 def test_a_protocol_with_no_finished_run_writes_what_is_missing(tmp_path):
