@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import lightning as L
@@ -25,6 +22,7 @@ from histo_gan.data.sources import bundled_sample_dir
 from histo_gan.modules import Pix2PixHDModule
 from histo_gan.training import CoarseToFine, MaskToImage
 from histo_gan.types import to_signed
+from tests.integration.cli_process import histo_gan_process
 
 REPO = Path(__file__).resolve().parents[2]
 STAGES = {
@@ -291,7 +289,7 @@ def test_chained_stages_export_images_with_exactly_the_label_maps_g2_was_conditi
 def test_fast_dev_run_under_two_process_ddp(tmp_path, repo_root, stage, daff):
     """fast_dev_run=4 is a 2-batch budget (two optimizer steps per batch): one global-phase batch,
     then one joint batch, so both sets of unused parameters occur under DDP."""
-    command = [sys.executable, "-m", "histo_gan.cli", "fit"]
+    command = ["fit"]
     for config in configs(stage, daff):
         command += ["--config", config]
     command += [
@@ -301,13 +299,5 @@ def test_fast_dev_run_under_two_process_ddp(tmp_path, repo_root, stage, daff):
         "--trainer.strategy=ddp_find_unused_parameters_true",
         "--trainer.fast_dev_run=4",
     ]
-    result = subprocess.run(
-        command,
-        cwd=repo_root,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "Trainer.fit` stopped: `max_steps=4` reached" in result.stderr + result.stdout
+    output = histo_gan_process(*command, cwd=repo_root)
+    assert "Trainer.fit` stopped: `max_steps=4` reached" in output

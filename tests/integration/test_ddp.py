@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from histo_gan.cli import main
+from tests.integration.cli_process import histo_gan_process
 
 CONFIG = "conf/experiment/baseline_unet_tiny.yaml"
 # 6 crops: 1 val, 3 test images, so one of the two processes gets a padding item at test time.
@@ -56,15 +54,7 @@ def test_ddp_metrics_equal_single_process(tmp_path, repo_root, monkeypatch):
         f"{tmp_path}/fit/version_0/checkpoints/last.ckpt",
     ]
     two = arguments(tmp_path, "two", "test", *common, "--trainer.strategy=ddp")
-    result = subprocess.run(
-        [sys.executable, "-m", "histo_gan.cli", *two, "--trainer.devices=2"],
-        cwd=repo_root,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    histo_gan_process(*two, "--trainer.devices=2", cwd=repo_root)
     assert main(arguments(tmp_path, "one", "test", *common, "--trainer.devices=1")) == 0
     one, two = metrics_of(tmp_path, "one"), metrics_of(tmp_path, "two")
     assert one["num_images"] == two["num_images"] == 3

@@ -4,9 +4,6 @@ weights, export, and the segmenter trained on the export."""
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 
 import lightning as L
 import pytest
@@ -27,6 +24,7 @@ from histo_gan.modules import (
 from histo_gan.networks import PairDiscriminator, ReferenceRefiner, SmpUnet
 from histo_gan.training import RefinerPhases, SegmentationHead
 from histo_gan.types import RefinerBatch
+from tests.integration.cli_process import histo_gan_process
 
 METRIC_NAMES = ("dice", "aji", "aji_plus", "pq", "hausdorff", "object_dice", "aggregate/aji")
 MODULES = (HardExampleRefinerModule, ImportanceSamplingRefinerModule)
@@ -416,32 +414,21 @@ def test_fast_dev_run_under_two_process_ddp(tmp_path, repo_root, method):
     """Every phase leaves two networks idle: DDP runs with find_unused_parameters and each
     process keeps its own history buffer (seeded alike)."""
     logger = f"--trainer.logger=[{{class_path: lightning.pytorch.loggers.CSVLogger, init_args: {{save_dir: {tmp_path}, name: ddp}}}}]"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "histo_gan.cli",
-            "fit",
-            "--config",
-            f"conf/experiment/{method}_refiner_tiny.yaml",
-            logger,
-            "--trainer.callbacks=[]",
-            f"--trainer.default_root_dir={tmp_path}",  # the run folder: not the repository's runs/
-            "--trainer.strategy=ddp_find_unused_parameters_true",
-            "--trainer.devices=2",
-            "--trainer.fast_dev_run=8",
-            "--data.synthetic.n=16",
-            "--data.patch_size=32",
-            "--data.batch_size=2",
-            *PHASES_OF_8,
-        ],
+    output = histo_gan_process(
+        "fit",
+        "--config",
+        f"conf/experiment/{method}_refiner_tiny.yaml",
+        logger,
+        "--trainer.callbacks=[]",
+        f"--trainer.default_root_dir={tmp_path}",  # the run folder: not the repository's runs/
+        "--trainer.strategy=ddp_find_unused_parameters_true",
+        "--trainer.devices=2",
+        "--trainer.fast_dev_run=8",
+        "--data.synthetic.n=16",
+        "--data.patch_size=32",
+        "--data.batch_size=2",
+        *PHASES_OF_8,
         cwd=repo_root,
-        capture_output=True,
-        text=True,
         timeout=300,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "Running in `fast_dev_run` mode: will run the requested loop using 8 batch(es)" in (
-        result.stdout + result.stderr
-    )
+    assert "Running in `fast_dev_run` mode: will run the requested loop using 8 batch(es)" in output
