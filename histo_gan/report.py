@@ -796,7 +796,7 @@ def synthetic_root(command: list[str], repo: Path) -> tuple[str, str] | None:
     found = None
     for config in _option_values(command, "--config"):
         try:
-            data = _dig(yaml.safe_load((repo / config).read_text()), "data")
+            data = _dig(_read_yaml(repo / config), "data")
         except (OSError, yaml.YAMLError):
             continue
         if isinstance(data, dict) and "synthetic" in data:  # a later config may unset it
@@ -804,6 +804,14 @@ def synthetic_root(command: list[str], repo: Path) -> tuple[str, str] | None:
             found = (str(root), config) if root else None
     override = _option_values(command, "--data.synthetic.init_args.root")
     return (override[-1], "its command") if override else found
+
+
+def _grouped(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """``{key: [values in order]}`` of ``(key, value)`` pairs."""
+    groups: dict[str, list[str]] = {}
+    for key, value in pairs:
+        groups.setdefault(key, []).append(value)
+    return groups
 
 
 def _set_lines(found: Iterable[tuple[str, str]], sets: dict, base: Path) -> tuple[str, ...]:
@@ -862,14 +870,6 @@ def missing_runs(
         else _missing_seeds(entry, runs)
         for entry in expected
     ]
-
-
-def _grouped(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
-    """``{key: [values in order]}`` of ``(key, value)`` pairs."""
-    groups: dict[str, list[str]] = {}
-    for key, value in pairs:
-        groups.setdefault(key, []).append(value)
-    return groups
 
 
 def missing_markdown(missing: list[Missing]) -> str:

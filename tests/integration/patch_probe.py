@@ -24,3 +24,8 @@ class PatchProbe(Callback):
 def read_digests(out: Path) -> dict[str, list[str]]:
     """``{file stem: digests}`` of what a run's probe wrote."""
     return {p.stem: p.read_text().split() for p in sorted(Path(out).glob("rank*.txt"))}
+
+
+def probe_argument(out: Path) -> str:
+    """The ``fit`` argument that adds a :class:`PatchProbe` writing under ``out``."""
+    return f"--trainer.callbacks+={{class_path: tests.integration.patch_probe.PatchProbe, init_args: {{out: {out}}}}}"

@@ -4,7 +4,6 @@ budget; step-budgeted runs show steps, not "Epoch 7/-2"."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import lightning as L
 import torch
@@ -14,7 +13,7 @@ from histo_gan.callbacks import StepProgressBar
 from histo_gan.cli import main
 from histo_gan.modules import SegmenterModule
 from histo_gan.networks import SmpUnet
-from tests.integration.patch_probe import read_digests
+from tests.integration.patch_probe import probe_argument, read_digests
 
 
 def _fit(tmp_path, monkeypatch, *extra: str) -> dict:
@@ -60,11 +59,8 @@ def test_a_chunk_stopped_inside_an_epoch_resumes_that_epoch(tmp_path, monkeypatc
     # train the epoch's first batch again: the patches of an uninterrupted run, in its order
     monkeypatch.chdir(repo_root)
     epochs = ("--trainer.max_epochs=3", "--trainer.max_steps=-1")
-
-    def probe(out: Path) -> str:
-        return f"--trainer.callbacks+={{class_path: tests.integration.patch_probe.PatchProbe, init_args: {{out: {out}}}}}"
-
-    chunked, whole = probe(tmp_path / "chunked_keys"), probe(tmp_path / "whole_keys")
+    chunked = probe_argument(tmp_path / "chunked_keys")
+    whole = probe_argument(tmp_path / "whole_keys")
     first = _fit(tmp_path, monkeypatch, *epochs, chunked, "--max_chunk_minutes=0.00001")
     assert first["stopped_by_chunk_timer"] is True and first["global_step"] == 1
     second = _fit(tmp_path, monkeypatch, *epochs, chunked, "--ckpt_path=last")

@@ -23,7 +23,7 @@ import pytest
 from histo_gan.cli import main
 from histo_gan.data.synthetic import SyntheticDataset
 from histo_gan.distributed import RANK_VARIABLES
-from tests.integration.patch_probe import read_digests
+from tests.integration.patch_probe import probe_argument, read_digests
 
 REPO = Path(__file__).resolve().parents[2]
 BASELINE = str(REPO / "conf" / "experiment" / "baseline_unet_tiny.yaml")
@@ -93,10 +93,6 @@ def on_two_nodes(cwd: Path, *args: str) -> str:
     return outputs[0]
 
 
-def probe(out: Path) -> str:
-    return f"--trainer.callbacks+={{class_path: tests.integration.patch_probe.PatchProbe, init_args: {{out: {out}}}}}"
-
-
 def metrics_of(run: Path) -> dict:
     return json.loads((run / "test_metrics.json").read_text())
 
@@ -126,7 +122,7 @@ def test_baseline_on_two_nodes(tmp_path, monkeypatch):
         "--data.patches_per_epoch=12",
         "--data.batch_size=6",
     ]
-    on_two_nodes(jobs, *fit, probe(tmp_path / "keys_two"))
+    on_two_nodes(jobs, *fit, probe_argument(tmp_path / "keys_two"))
     on_two_nodes(jobs, "test", "--config", BASELINE, *SPLIT, "--ckpt_path", "best")
 
     runs = jobs / "runs" / "baseline_unet_tiny"
@@ -145,7 +141,7 @@ def test_baseline_on_two_nodes(tmp_path, monkeypatch):
 
     # Each process trained on its own half of the epoch's patches; together on one process's.
     monkeypatch.chdir(single)
-    assert main([*fit, probe(tmp_path / "keys_one")]) == 0
+    assert main([*fit, probe_argument(tmp_path / "keys_one")]) == 0
     two, one = read_digests(tmp_path / "keys_two"), read_digests(tmp_path / "keys_one")
     assert sorted(two) == ["rank0", "rank1"] and len(two["rank0"]) == len(two["rank1"]) == 6
     assert not set(two["rank0"]) & set(two["rank1"])
